@@ -1,0 +1,42 @@
+# Two commands (see README):  make labs   — install, build the pack, run every lab at its quick budget, report
+#                             make test   — install, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RUNS   ?= runs
+BUDGET ?= quick
+# Set TORCH_INDEX to a CPU wheel index on machines where plain PyPI would pull a CUDA build of torch.
+TORCH_INDEX ?=
+LABS := tour moe act tools dreamcoder
+
+# Tests read a local names.txt when one sits in ../shared/data (CI); users download it once, checksummed.
+ifneq ($(wildcard ../shared/data/names.txt),)
+export NNLABS_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: install labs test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+labs: install
+	$(BIN)/nnlabs pack build --out $(RUNS)/pack-v1
+	for lab in $(LABS); do $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab || exit 1; done
+	$(BIN)/nnlabs report --runs $(RUNS)
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check nnlabs tests benchmarks
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(RUNS) pack-v1

@@ -1,0 +1,3 @@
+from nnlabs.cli import main
+
+raise SystemExit(main())

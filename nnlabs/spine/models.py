@@ -1,0 +1,249 @@
+"""The spine's models. Every one is a LanguageModel: forward(idx, targets=None) -> (logits, loss), and
+after each forward `model.diagnostics` holds named extras (the pure NLL, auxiliary losses, per-module
+stats), so the trainer never asks which model it has.
+
+Extension points the labs patch (see `nnlabs diff <lab>`):
+  * Transformer(config, ffn_factory=...) — the feed-forward module of every block comes from a factory
+    (the MoE lab swaps in a mixture of experts).
+  * Transformer.run_blocks(x) — the loop over blocks is one method a lab can override (the ACT lab
+    repeats a block with a halting unit).
+  * any submodule may set `self.aux_loss` (a scalar tensor, added to the loss) and `self.stats` (a dict,
+    reported in diagnostics) during forward — e.g. a load-balancing loss, a ponder cost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 27
+    block_size: int = 16
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4
+    n_embd: int = 64
+    n_embd2: int = 64  # MLP hidden width
+    mlp_layers: int = 1  # hidden tanh layers of the MLP (makemore: 1)
+    batchnorm: bool = False  # MLP: BatchNorm before each tanh
+    init: str = "scaled"  # MLP init: 'naive' (N(0,1) weights) | 'scaled' (tanh gain / sqrt(fan_in)) | 'torch'
+    dropout: float = 0.0
+
+
+class LanguageModel(nn.Module):
+    """Shared tail of every model: NLL over non-ignored targets + auxiliary losses + diagnostics."""
+
+    def __init__(self):
+        super().__init__()
+        self.diagnostics: dict = {}
+        self._reporters: list[tuple[str, nn.Module]] | None = None
+
+    def finish(self, logits: torch.Tensor, targets: torch.Tensor | None):
+        if self._reporters is None:  # found once: the modules that report aux losses or stats
+            self._reporters = [(n, m) for n, m in self.named_modules()
+                               if m is not self and (hasattr(m, "aux_loss") or hasattr(m, "stats"))]
+        self.diagnostics = {name: m.stats for name, m in self._reporters if getattr(m, "stats", None)}
+        if targets is None:
+            return logits, None
+        nll = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        loss = nll
+        aux = [m.aux_loss for _, m in self._reporters if getattr(m, "aux_loss", None) is not None]
+        if aux:
+            aux_total = torch.stack(aux).sum()
+            loss = nll + aux_total
+            self.diagnostics["aux_loss"] = aux_total.detach()
+        self.diagnostics["nll"] = nll.detach()
+        return logits, loss
+
+
+# -----------------------------------------------------------------------------
+# Bigram: a table of next-character logits, by counting or by gradient descent
+
+
+class Bigram(LanguageModel):
+    """Learned bigram: logits[next] = W[current]. The same table the counts give, found by descent."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.logits_table = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size))
+
+    def forward(self, idx, targets=None):
+        return self.finish(self.logits_table[idx], targets)
+
+
+class CountBigram(LanguageModel):
+    """Counting bigram: P(next | current) = (N[current, next] + alpha) / sum_next (N[current, :] + alpha).
+    No gradients: `fit` counts the training pairs once."""
+
+    def __init__(self, config: ModelConfig, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = alpha
+        self.register_buffer("counts", torch.zeros(config.vocab_size, config.vocab_size))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> CountBigram:
+        keep = y >= 0
+        pairs = x[keep] * self.counts.size(0) + y[keep]
+        self.counts.zero_()
+        self.counts.view(-1).index_add_(0, pairs, torch.ones_like(pairs, dtype=self.counts.dtype))
+        return self
+
+    def forward(self, idx, targets=None):
+        smoothed = self.counts + self.alpha
+        log_probs = (smoothed / smoothed.sum(1, keepdim=True)).log()
+        return self.finish(log_probs[idx], targets)
+
+
+# -----------------------------------------------------------------------------
+# MLP (Bengio et al. 2003): embed the previous block_size characters, concatenate, tanh layers
+
+
+class MLP(LanguageModel):
+    """Each position sees the previous `block_size` tokens (padded with a blank token). Hidden layers
+    are Linear -> [BatchNorm] -> Tanh, kept in `self.hidden` so diagnostics can hook each Tanh."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.block_size = config.block_size
+        self.blank = config.vocab_size  # an extra embedding row for "before the start"
+        self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)
+        layers, fan_in = [], config.block_size * config.n_embd
+        for _ in range(config.mlp_layers):
+            linear = nn.Linear(fan_in, config.n_embd2, bias=not config.batchnorm)  # BN has its own shift
+            layers.append(nn.Sequential(linear, *( [nn.BatchNorm1d(config.n_embd2)] if config.batchnorm else []),
+                                        nn.Tanh()))
+            fan_in = config.n_embd2
+        self.hidden = nn.ModuleList(layers)
+        self.lm_head = nn.Linear(fan_in, config.vocab_size)
+        self._init(config.init)
+
+    @torch.no_grad()
+    def _init(self, scheme: str):
+        if scheme == "torch":
+            return
+        for block in self.hidden:
+            w = block[0].weight
+            w.normal_(0.0, 1.0)  # 'naive': unit-variance weights -> pre-activations of std ~sqrt(fan_in)
+            if scheme == "scaled":
+                w.mul_((5 / 3) / math.sqrt(w.size(1)))  # Kaiming for tanh: gain 5/3, std = gain / sqrt(fan_in)
+        self.lm_head.weight.mul_(0.1)  # start near uniform predictions instead of confidently wrong ones
+
+    def context(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, T, block_size) token ids: for each position the window ending at it."""
+        B, T = idx.shape
+        padded = torch.cat([torch.full((B, self.block_size - 1), self.blank, dtype=idx.dtype, device=idx.device),
+                            idx], dim=1)
+        return padded.unfold(1, self.block_size, 1)
+
+    def forward(self, idx, targets=None):
+        B, T = idx.shape
+        x = self.wte(self.context(idx)).view(B * T, -1)  # BatchNorm1d wants (N, C)
+        for block in self.hidden:
+            x = block(x)
+        return self.finish(self.lm_head(x).view(B, T, -1), targets)
+
+
+# -----------------------------------------------------------------------------
+# Transformer (GPT, pre-LayerNorm): attention mixes positions, the feed-forward works per position
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        # softmax(q k^T / sqrt(d)) v over the causal prefix, fused (no T x T mask tensor in Python)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+    def count_macs(self, inputs, output) -> int:
+        # position t attends to t+1 positions: QK^T and AV each cost (t+1)*C MACs; summed over t.
+        x = inputs[0]
+        B, T, C = x.shape
+        return B * T * (T + 1) * C
+
+
+class FeedForward(nn.Module):
+    """The per-position MLP of a block: C -> 4C -> GELU -> C."""
+
+    def __init__(self, config: ModelConfig, layer: int = 0):
+        super().__init__()
+        self.up = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.down = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.drop(self.down(F.gelu(self.up(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, ffn: nn.Module):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.ffn = ffn
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        x = x + self.drop(self.attn(self.ln1(x)))
+        return x + self.ffn(self.ln2(x))
+
+
+class Transformer(LanguageModel):
+    def __init__(self, config: ModelConfig, ffn_factory=FeedForward):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        # extension point 1: ffn_factory(config, layer) builds each block's feed-forward module
+        self.blocks = nn.ModuleList([Block(config, ffn_factory(config, i)) for i in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
+            if name.endswith(("proj.weight", "down.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(m):
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """Extension point 2: how the residual stream flows through the blocks."""
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, idx, targets=None):
+        T = idx.size(1)
+        pos = torch.arange(T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        x = self.run_blocks(x)
+        return self.finish(self.lm_head(self.ln_f(x)), targets)
+
+
+MODELS = {"bigram": Bigram, "mlp": MLP, "transformer": Transformer}
+
+
+def build_model(kind: str, config: ModelConfig) -> LanguageModel:
+    return MODELS[kind](config)

@@ -1,0 +1,192 @@
+"""The training loop: AdamW with warmup + cosine decay, evaluation on a fixed cadence, metrics.jsonl,
+the fixed prompt set sampled at every evaluation, atomic checkpoints and exact resume.
+
+A run directory holds config.json, metrics.jsonl, samples.txt and checkpoint.pt. A killed run
+restarted with resume=True continues from its last checkpoint (at most one eval interval lost) on the
+same trajectory it would have followed uninterrupted: the model, optimizer and both RNG states are
+in the checkpoint, and metric lines written after it are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nnlabs.spine.data import SequenceData
+from nnlabs.spine.errors import UserError
+from nnlabs.spine.macs import count_macs
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 6000
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    min_lr_frac: float = 0.05  # cosine decays to this fraction of learning_rate
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0  # 0 = off
+    eval_interval: int = 500
+    eval_train_items: int = 1000  # train loss is measured on a fixed subset of this many items
+    seed: int = 3407
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads; 0 = leave PyTorch's default
+
+    def lr_at(self, step: int) -> float:
+        """Linear warmup, then cosine from learning_rate down to min_lr_frac * learning_rate."""
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+        floor = self.min_lr_frac * self.learning_rate
+        return floor + 0.5 * (self.learning_rate - floor) * (1 + math.cos(math.pi * progress))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    return torch.device(name)
+
+
+def atomic_save(obj, path: Path) -> None:
+    """Write to a temp file, flush to disk, then rename: a crash never leaves a half-written checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate(model, data: SequenceData, batch_size: int = 500) -> tuple[float, float]:
+    """Token-weighted mean NLL over every item of `data`, and forward MACs per token position."""
+    was_training = model.training
+    model.eval()
+    total, count, positions = 0.0, 0, 0
+    with count_macs(model) as macs:
+        for x, y in data.batches(batch_size):
+            model(x, y)
+            n = int((y >= 0).sum())
+            total += float(model.diagnostics["nll"]) * n
+            count += n
+            positions += x.numel()
+    model.train(was_training)
+    return total / max(count, 1), macs.per_token(positions)
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def train(model, train_data: SequenceData, val_data: SequenceData, cfg: TrainConfig, work_dir: str | Path, *,
+          run_config: dict | None = None, resume: bool = False,
+          on_eval: Callable[[object, int], dict] | None = None,
+          sample_fn: Callable[[object], list[tuple[str, str]]] | None = None,
+          progress: bool | None = None) -> list[dict]:
+    """Train `model` and return its eval records. `on_eval(model, step)` may add lab metrics to each
+    eval record; `sample_fn(model)` returns (prompt, sample) pairs written to samples.txt."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model.to(device)
+    train_data, val_data = train_data.to(device), val_data.to(device)
+    train_eval = SequenceData(train_data.x[:cfg.eval_train_items], train_data.y[:cfg.eval_train_items])
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]  # biases, norms
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.learning_rate, betas=(0.9, 0.99))
+
+    ckpt_path, metrics_path = work_dir / "checkpoint.pt", work_dir / "metrics.jsonl"
+    torch.manual_seed(cfg.seed)  # dropout and any other global randomness
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch order
+    start, tokens, wall, records = 0, 0, 0.0, []
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["batch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start, tokens, wall = state["step"] + 1, state["tokens"], state["wall_s"]
+        records = [r for r in _read_records(metrics_path) if r["step"] <= state["step"]]
+    for name in ("metrics.jsonl", "samples.txt"):
+        if not resume or start == 0:
+            (work_dir / name).write_text("")
+    if resume and start:
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        _truncate_samples(work_dir / "samples.txt", state["step"])
+    write_json(work_dir / "config.json", {"train": asdict(cfg), **(run_config or {})})
+
+    show = progress if progress is not None else os.environ.get("CI", "").lower() not in ("1", "true")
+    bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, disable=not show,
+               desc=work_dir.name, dynamic_ncols=True, leave=False)
+    model.train()
+    t0 = time.perf_counter() - wall
+    new_tokens = 0
+    for step in bar:
+        lr = cfg.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = train_data.batch(cfg.batch_size, gen)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        new_tokens += (y >= 0).sum()  # a tensor: no host sync per step on a GPU
+
+        if step % cfg.eval_interval == 0 or step == cfg.max_steps - 1:
+            wall = time.perf_counter() - t0
+            tokens, new_tokens = tokens + int(new_tokens), 0
+            train_loss, _ = evaluate(model, train_eval)
+            val_loss, macs = evaluate(model, val_data)
+            base = {"step": step, "tokens": tokens, "macs": macs, "wall_s": round(wall, 3), "lr": lr}
+            extra = on_eval(model, step) if on_eval else {}
+            new = [{**base, "split": "train", "loss": train_loss}, {**base, "split": "val", "loss": val_loss, **extra}]
+            with open(metrics_path, "a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in new)
+            records += new
+            if sample_fn is not None:
+                with open(work_dir / "samples.txt", "a") as f:
+                    f.writelines(f"{step}\t{p}\t{s}\n" for p, s in sample_fn(model))
+            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                         "tokens": tokens, "wall_s": wall, "batch_rng": gen.get_state(),
+                         "torch_rng": torch.get_rng_state(), "run_config": run_config}, ckpt_path)
+            t0 = time.perf_counter() - wall  # evaluation time is not training time
+    bar.close()
+    return records
+
+
+def _read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _truncate_samples(path: Path, last_step: int) -> None:
+    if path.exists():
+        keep = [line for line in path.read_text().splitlines(keepends=True) if int(line.split("\t", 1)[0]) <= last_step]
+        path.write_text("".join(keep))
+
+
+def config_from_dict(cls, d: dict):
+    """Rebuild a dataclass config from its asdict() form, ignoring unknown keys from older versions."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
