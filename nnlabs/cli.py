@@ -78,7 +78,8 @@ def load_run(work_dir: Path):
 
     cfg_path, ckpt_path = work_dir / "config.json", work_dir / "checkpoint.pt"
     if not cfg_path.exists() or not ckpt_path.exists():
-        raise UserError(f"{work_dir} has no config.json/checkpoint.pt; train into it first with nnlabs train -o {work_dir}")
+        raise UserError(f"{work_dir} has no config.json/checkpoint.pt; "
+                        f"train into it first with: nnlabs train -o {work_dir}")
     run = json.loads(cfg_path.read_text())
     model = build_model(run["type"], config_from_dict(ModelConfig, run["model"]))
     model.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=False)["model"])
