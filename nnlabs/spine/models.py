@@ -234,11 +234,12 @@ class Transformer(LanguageModel):
             x = block(x)
         return x
 
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token + position embeddings: the residual stream before the first block."""
+        return self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
+
     def forward(self, idx, targets=None):
-        T = idx.size(1)
-        pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        x = self.run_blocks(x)
+        x = self.run_blocks(self.drop(self.embed(idx)))
         return self.finish(self.lm_head(self.ln_f(x)), targets)
 
 

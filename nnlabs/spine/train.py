@@ -99,8 +99,16 @@ def train(model, train_data: SequenceData, val_data: SequenceData, cfg: TrainCon
     eval record; `sample_fn(model)` returns (prompt, sample) pairs written to samples.txt."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_eval, sample_fn, progress)
+    finally:
+        torch.set_num_threads(threads_before)  # a run's thread count must not leak into the caller
+
+
+def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_eval, sample_fn, progress):
     device = pick_device(cfg.device)
     model.to(device)
     train_data, val_data = train_data.to(device), val_data.to(device)

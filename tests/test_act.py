@@ -1,0 +1,158 @@
+"""The ACT lab: the halting recurrence against a hand-checked step-by-step reference, gradients of the
+ponder cost, frozen halted positions, compute counted = passes actually run, the lab end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nnlabs.cli import lab_diff
+from nnlabs.labs import act
+from nnlabs.spine.macs import count_macs
+from nnlabs.spine.models import ModelConfig, Transformer
+
+C, V = 8, 15
+
+
+def model(halting="act", max_steps=5, window=0, **kw) -> act.RecurrentDepth:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=V, block_size=6, n_layer=1, n_head=2, n_embd=C)
+    return act.RecurrentDepth(cfg, act.ActConfig(halting=halting, max_steps=max_steps, window=window, **kw))
+
+
+def scripted(m: act.RecurrentDepth, H: torch.Tensor | None) -> list:
+    """Record (pass, running rows, new states, state) of every pass; make the halting unit say
+    H[pass, position] when H is given."""
+    calls = []
+    step = m.step
+
+    def recording_step(state, n, rows, kv, T):
+        s, kv = step(state, n, rows, kv, T)
+        calls.append((n, rows.clone(), s.detach().clone(), state.detach().clone()))
+        return s, kv
+
+    m.step = recording_step
+    if H is not None:
+        m.halting.forward = lambda s: H[calls[-1][0], calls[-1][1]]
+    return calls
+
+
+# hand-checked: position 0 halts at N=3 (0.3+0.5+0.4 >= 0.99, R = 1-0.8 = 0.2, rho = 3.2); position 1 at
+# N=1 (0.995 >= 0.99, R = 1, rho = 2); position 2 never reaches 0.99 and is cut at max_steps=5
+# (R = 1-0.4 = 0.6, rho = 5.6)
+H = torch.tensor([[0.3, 0.995, 0.1], [0.5, 0.5, 0.1], [0.4, 0.5, 0.1], [0.9, 0.9, 0.1], [0.9, 0.9, 0.1]])
+N, RHO = [3, 1, 5], [3.2, 2.0, 5.6]
+
+
+def test_act_halting_matches_step_by_step_reference():
+    m = model(tau=1.0)
+    calls = scripted(m, H)
+    x = torch.randn(1, 3, C)
+    y = m.run_blocks(x)[0]
+    assert m.halting.steps[0].tolist() == N
+    assert float(m.halting.aux_loss) == pytest.approx(sum(RHO) / 3)  # tau * mean(rho)
+    for j in range(3):  # reference: walk the passes this position ran, in plain Python
+        states = [s[(rows == j).nonzero()[0, 0]] for n, rows, s, _ in calls if j in rows.tolist()]
+        assert len(states) == N[j]
+        total, ref = 0.0, torch.zeros(C)
+        for n, s in enumerate(states):
+            h = float(H[n, j])
+            p = 1 - total if (total + h >= 0.99 or n == len(states) - 1) else h
+            ref += p * s
+            total += p
+        assert total == pytest.approx(1.0)
+        assert torch.allclose(y[j], ref, atol=1e-6)
+
+
+def test_halted_position_is_frozen_and_not_computed():
+    m = model()
+    calls = scripted(m, H)
+    m.run_blocks(torch.randn(1, 3, C))
+    for n, rows, _, _ in calls:
+        assert (1 in rows.tolist()) == (n == 0)  # position 1 halted after pass 1: never run again
+        assert (0 in rows.tolist()) == (n < 3)
+    frozen = calls[1][3][1]  # state of position 1 entering pass 2
+    assert all(torch.equal(state[1], frozen) for _, _, _, state in calls[1:])
+
+
+def test_ponder_cost_gradient_reaches_the_halting_unit():
+    m = model(tau=0.1, halt_bias=-1.0)  # h ~ 0.27: several passes, so R depends on h
+    m(torch.randint(V, (2, 6)))
+    assert m.halting.steps.min() >= 2
+    m.halting.aux_loss.backward()
+    assert m.halting.linear.weight.grad.abs().sum() > 0 and m.halting.linear.bias.grad.abs() > 0
+
+
+def test_ponder_kl_is_a_distribution_and_trains_the_halting_unit():
+    m = model("ponder", prior=0.3, halt_bias=-1.0)
+    m(torch.randint(V, (2, 6)))
+    assert float(m.halting.aux_loss.detach()) >= 0
+    m.halting.aux_loss.backward()
+    assert m.halting.linear.bias.grad.abs() > 0
+
+
+def expected_macs(m, calls, T):
+    """Linear rows actually run (qkv 3C^2 + proj C^2 + ffn 8C^2 + halting C) per running position and
+    pass, causal attention 2C(t+1) per running query, and the LM head once per position."""
+    per_row = 12 * C * C + (C if m.act.halting != "fixed" else 0)
+    total = 0
+    for _, rows, _, _ in calls:
+        total += len(rows) * per_row + int(sum(2 * C * (min(int(r) % T + 1, m.act.window or T)) for r in rows))
+    return total + len(calls[0][1]) * C * V
+
+
+@pytest.mark.parametrize("halting,window", [("act", 0), ("fixed", 0), ("act", 2)])
+def test_compute_counted_equals_passes_actually_taken(halting, window):
+    m = model(halting, window=window, halt_bias=0.0)
+    torch.nn.init.normal_(m.halting.linear.weight, 0.0, 3.0)  # spread the halting steps across positions
+    calls = scripted(m, None)
+    x = torch.randint(V, (2, 6))
+    with count_macs(m) as c:
+        m(x)
+    assert c.macs == expected_macs(m, calls, 6)
+    assert sum(len(rows) for _, rows, _, _ in calls) == int(m.halting.steps.sum())  # one row per pass taken
+    if halting == "act":
+        assert m.halting.steps.min() < m.halting.steps.max()  # really adaptive: some positions skipped passes
+
+
+def test_one_fixed_pass_is_the_spine_transformer():
+    m = model("fixed", max_steps=1)
+    with torch.no_grad():
+        m.wse.weight.zero_()
+    t = Transformer(m.config)
+    t.load_state_dict({k: v for k, v in m.state_dict().items() if k in t.state_dict()})
+    x = torch.randint(V, (2, 6))
+    assert torch.allclose(m(x)[0], t(x)[0], atol=1e-6)
+    with count_macs(m) as a:
+        m(x)
+    with count_macs(t) as b:
+        t(x)
+    assert a.macs == b.macs
+
+
+def test_early_exit_stops_when_confident():
+    m = model("fixed", max_steps=4)
+    x = torch.randint(V, (3, 6))
+    cols = torch.zeros(6, dtype=torch.bool)
+    cols[-1] = True
+    _, steps = act.early_exit(m, x, cols, threshold=0.0)
+    assert steps.eq(1).all()
+    _, steps = act.early_exit(m, x, cols, threshold=1.1)
+    assert steps.eq(4).all()
+
+
+def test_lab_end_to_end_tiny(tmp_path, render_html):
+    assert act.main(["--budget", "tiny", "--out", str(tmp_path)]) == 0
+    for name in ("report.md", "act.html", "figures/accuracy_vs_compute.png", "figures/halting_by_difficulty.png",
+                 "figures/tau_tradeoff.png", "figures/per_example_compute.png", "parity-act_tau0.01/metrics.jsonl",
+                 "parity-exit0.9/analysis.json"):
+        assert (tmp_path / name).exists(), name
+    a = json.loads((tmp_path / "parity-act_tau0.01" / "analysis.json").read_text())
+    assert {"test", "lengthgen"} <= set(a["splits"]) and a["splits"]["test"]["macs_per_example"] > 0
+    metrics = [json.loads(line) for line in (tmp_path / "parity-ponder" / "metrics.jsonl").read_text().splitlines()]
+    assert {"step", "split", "loss", "tokens", "macs", "wall_s"} <= set(metrics[-1])
+    assert "run_blocks" in lab_diff("act")
+    dom, _ = render_html(tmp_path / "act.html")
+    assert "act_tau0.01" in dom and "passes at answer" in dom
