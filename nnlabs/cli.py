@@ -204,6 +204,8 @@ def cmd_report(argv: list[str]) -> int:
                                 "explorable from its run directories, and the index page linking them.")
     p.add_argument("--runs", default="runs", help="the folder holding one sub-folder per lab")
     a = p.parse_args(argv)
+    if not Path(a.runs).is_dir():
+        raise UserError(f"{a.runs} does not exist; run make labs, or nnlabs lab <name> --out {a.runs}/<name>, first")
     for lab in LABS:
         if (Path(a.runs) / lab).is_dir():
             lab_module(lab).report(Path(a.runs) / lab)

@@ -1,0 +1,89 @@
+"""MoE speed and compute, measured side by side in one run (Part 4).
+
+Top-1 of 8 experts, each the size of the dense FFN, against the dense transformer with the same active
+parameters; the naive "run every expert, then mask" implementation printed beside it for contrast.
+Targets (issue 4): step time <= 1.3x dense on 2 CPU cores; counted MACs/token within 5% of dense.
+
+    .venv/bin/python benchmarks/bench_moe.py [--quick] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from nnlabs.labs.moe import MoE, MoEConfig, dense_reference
+from nnlabs.spine.macs import count_macs
+from nnlabs.spine.models import ModelConfig, Transformer
+
+
+class NaiveMoE(MoE):
+    """Same router and experts; every expert runs on every token (compute grows with E, not k)."""
+
+    def forward(self, x):
+        return dense_reference(self, x)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer timed steps (what `make bench` runs)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target is for 2 cores)")
+    p.add_argument("--n-embd", type=int, default=256)
+    p.add_argument("--batch", type=int, default=64)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    config = ModelConfig(vocab_size=64, block_size=32, n_layer=2, n_head=4, n_embd=a.n_embd)
+    moe = MoEConfig(n_experts=8, top_k=1)
+    torch.manual_seed(0)
+    models = {"dense (same active)": Transformer(config),
+              "MoE top-1 of 8, sparse": Transformer(config, ffn_factory=lambda c, layer: MoE(c, layer, moe)),
+              "MoE top-1 of 8, naive": Transformer(config,
+                                                   ffn_factory=lambda c, layer: NaiveMoE(c, layer, moe))}
+    opts = {n: torch.optim.AdamW(m.parameters(), 1e-3) for n, m in models.items()}
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, config.vocab_size, (a.batch, config.block_size), generator=g)
+
+    def step(name):
+        _, loss = models[name](x, x)
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
+
+    macs = {}
+    for name, m in models.items():
+        with count_macs(m) as c:
+            m(x, x)
+        macs[name] = c.per_token(x.numel())
+        for _ in range(3):  # warm up allocator and kernels
+            step(name)
+    rounds = 8 if a.quick else 30
+    times = {n: [] for n in models}
+    for _ in range(rounds):  # interleaved, so machine noise hits every model alike
+        for name in models:
+            t0 = time.perf_counter()
+            step(name)
+            times[name].append(time.perf_counter() - t0)
+    ms = {n: 1000 * statistics.median(t) for n, t in times.items()}
+    base = "dense (same active)"
+    print(f"n_embd {a.n_embd}, 2 layers, batch {a.batch} x {config.block_size} tokens, {a.threads} threads, "
+          f"median of {rounds} interleaved train steps (forward + backward + AdamW)")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1  # other jobs distort timings: say so beside them
+    print(f"1-min load average {load:.1f} on {cores} cores" + (" (busy machine: timings unreliable)"
+                                                               if load > cores else ""))
+    print(f"{'model':<26}{'ms/step':>10}{'x dense':>9}{'MACs/token':>13}{'x dense':>9}")
+    for name in models:
+        print(f"{name:<26}{ms[name]:>10.1f}{ms[name] / ms[base]:>9.2f}"
+              f"{macs[name]:>13,.0f}{macs[name] / macs[base]:>9.3f}")
+    sparse = "MoE top-1 of 8, sparse"
+    t_ok, m_ok = ms[sparse] / ms[base] <= 1.3, abs(macs[sparse] / macs[base] - 1) <= 0.05
+    print(f"target step time <= 1.3x dense: {'met' if t_ok else 'NOT met'} ({ms[sparse] / ms[base]:.2f}x); "
+          f"MACs/token within 5%: {'met' if m_ok else 'NOT met'} ({macs[sparse] / macs[base]:.3f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
