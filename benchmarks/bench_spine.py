@@ -1,0 +1,250 @@
+"""The spine's performance, measured side by side in one run (issue 2, "Performance").
+
+  (a) steps/s and tokens/s of nnlabs' transformer training step (`nnlabs.spine.train.train`) at
+      makemore's exact transformer config and batch, against a makemore-equivalent baseline written
+      here after makemore's design: manual masked attention over a registered tril buffer, NewGELU
+      written out, a DataLoader with RandomSampler(replacement=True) and 0 workers that encodes each
+      word on access, AdamW(betas=(0.9, 0.99), eps=1e-8) on every parameter. Rounds alternate between
+      the two so that load from other processes hits both alike; the median round is reported.
+  (b) the default `nnlabs train --type transformer` recipe: test loss against training wall time,
+      time to reach <= 2.00 (target 60 s) and <= 1.92 (target 5 min). `--quick` stops at 2.00.
+  (c) peak RSS of that training run (a subprocess; resource.getrusage(RUSAGE_CHILDREN).ru_maxrss).
+
+    python benchmarks/bench_spine.py [--quick] [--rounds 3] [--steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from nnlabs.spine.data import create_datasets
+from nnlabs.spine.models import ModelConfig, Transformer
+from nnlabs.spine.train import TrainConfig, train
+
+MAKEMORE = dict(n_layer=4, n_head=4, n_embd=64, batch_size=32, learning_rate=5e-4, weight_decay=0.01)
+
+# -----------------------------------------------------------------------------
+# the baseline: makemore's design, in our words
+
+
+class WordsDataset(Dataset):
+    """Encodes one word per __getitem__, as makemore's CharDataset does."""
+
+    def __init__(self, words, chars, block_size):
+        self.words, self.block_size = words, block_size
+        self.stoi = {ch: i + 1 for i, ch in enumerate(chars)}
+
+    def __len__(self):
+        return len(self.words)
+
+    def __getitem__(self, i):
+        ix = torch.tensor([self.stoi[c] for c in self.words[i]], dtype=torch.long)
+        x = torch.zeros(self.block_size, dtype=torch.long)
+        y = torch.zeros(self.block_size, dtype=torch.long)
+        x[1:1 + len(ix)] = ix
+        y[:len(ix)] = ix
+        y[len(ix) + 1:] = -1
+        return x, y
+
+
+class NewGELU(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class MaskedSelfAttention(nn.Module):
+    def __init__(self, n_embd, n_head, block_size):
+        super().__init__()
+        self.n_head = n_head
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = F.softmax(att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf")), dim=-1)
+        return self.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
+
+
+class BaselineBlock(nn.Module):
+    def __init__(self, n_embd, n_head, block_size):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+        self.attn = MaskedSelfAttention(n_embd, n_head, block_size)
+        self.c_fc, self.c_proj, self.act = nn.Linear(n_embd, 4 * n_embd), nn.Linear(4 * n_embd, n_embd), NewGELU()
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.c_proj(self.act(self.c_fc(self.ln_2(x))))
+
+
+class BaselineTransformer(nn.Module):
+    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab_size, n_embd), nn.Embedding(block_size, n_embd)
+        self.h = nn.ModuleList([BaselineBlock(n_embd, n_head, block_size) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+
+    def forward(self, idx, targets):
+        pos = torch.arange(idx.size(1), dtype=torch.long).unsqueeze(0)
+        x = self.wte(idx) + self.wpe(pos)
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+
+
+def baseline_steps_per_s(data, steps: int, seed: int) -> tuple[float, float, float]:
+    torch.manual_seed(seed)
+    model = BaselineTransformer(len(data.vocab), data.block_size, MAKEMORE["n_layer"], MAKEMORE["n_head"],
+                                MAKEMORE["n_embd"])
+    opt = torch.optim.AdamW(model.parameters(), lr=MAKEMORE["learning_rate"], weight_decay=MAKEMORE["weight_decay"],
+                            betas=(0.9, 0.99), eps=1e-8)
+    ds = WordsDataset(data.train_words, data.vocab.chars, data.block_size)
+    loader = iter(DataLoader(ds, batch_size=MAKEMORE["batch_size"], num_workers=0, pin_memory=False,
+                             sampler=RandomSampler(ds, replacement=True, num_samples=10**10)))
+    tokens = 0
+    for step in range(steps + 1):
+        if step == 1:  # step 0 pays one-time costs, as the first step of our trainer does
+            t0, c0 = time.perf_counter(), time.process_time()
+        x, y = next(loader)
+        _, loss = model(x, y)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        tokens += int((y >= 0).sum()) if step else 0
+    dt = time.perf_counter() - t0
+    return steps / dt, tokens / dt, steps / (time.process_time() - c0)
+
+
+def ours_steps_per_s(data, steps: int, seed: int, work: Path) -> tuple[float, float, float]:
+    """Our trainer, as `nnlabs train` runs it, at makemore's hyperparameters (constant lr, no clipping).
+    wall_s in the metrics excludes evaluation, so the last record times steps 1..steps. The CPU time is
+    of the whole call (two evaluations and checkpoints included: it slightly favours the baseline)."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size, n_layer=MAKEMORE["n_layer"],
+                      n_head=MAKEMORE["n_head"], n_embd=MAKEMORE["n_embd"])
+    tcfg = TrainConfig(max_steps=steps + 1, batch_size=MAKEMORE["batch_size"], learning_rate=MAKEMORE["learning_rate"],
+                       weight_decay=MAKEMORE["weight_decay"], warmup_steps=0, min_lr_frac=1.0, grad_clip=0.0,
+                       eval_interval=10**9, eval_train_items=1, seed=seed, device="cpu")
+    c0 = time.process_time()
+    records = train(Transformer(cfg), data.train, data.test, tcfg, work, progress=False)
+    cpu = time.process_time() - c0
+    first, last = records[0], records[-1]
+    dt = last["wall_s"] - first["wall_s"]
+    return steps / dt, (last["tokens"] - first["tokens"]) / dt, (steps + 1) / cpu
+
+
+def bench_step(data, steps: int, rounds: int) -> None:
+    print(f"(a) training step at makemore's transformer config: {MAKEMORE}, block size {data.block_size}, "
+          f"{torch.get_num_threads()} torch threads, {steps} timed steps x {rounds} alternating rounds")
+    ours, base = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            base.append(baseline_steps_per_s(data, steps, seed=r))
+            ours.append(ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"r{r}"))
+            print(f"    round {r + 1}: makemore-style {base[-1][0]:6.1f} steps/s   nnlabs {ours[-1][0]:6.1f} steps/s")
+    (bs, bt, bc), (os_, ot, oc) = (tuple(statistics.median(v[i] for v in rs) for i in range(3)) for rs in (base, ours))
+    print("    (median round; steps per CPU-second = steps / process CPU time: robust to other load when threads = 1)")
+    print(f"    makemore-style baseline: {bs:7.1f} steps/s {bt:9.0f} tokens/s {bc:7.1f} steps/CPU-s")
+    print(f"    nnlabs train step:       {os_:7.1f} steps/s {ot:9.0f} tokens/s {oc:7.1f} steps/CPU-s")
+    print(f"    ratio nnlabs / makemore-style: {os_ / bs:.2f}x steps/s, {oc / bc:.2f}x steps/CPU-s (target >= 1.5x)")
+
+
+def bench_recipe(quick: bool, eval_interval: int, threads: int) -> None:
+    """(b) and (c): the default recipe as `nnlabs train` runs it, in a child process."""
+    from nnlabs.spine.train import TrainConfig as Default
+
+    d, m = Default(), ModelConfig()
+    print(f"\n(b) default recipe `nnlabs train --type transformer`: n_layer {m.n_layer}, n_head {m.n_head}, "
+          f"n_embd {m.n_embd}, dropout {m.dropout}; batch {d.batch_size}, lr {d.learning_rate}, warmup "
+          f"{d.warmup_steps}, cosine to {d.min_lr_frac}x over {d.max_steps} steps, wd {d.weight_decay}, "
+          f"clip {d.grad_clip}; test loss every {eval_interval} steps" + (" (--quick: stop at <= 2.00)" * quick))
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = Path(tmp) / "metrics.jsonl"
+        cmd = [sys.executable, "-m", "nnlabs", "train", "-o", tmp, "--type", "transformer",
+               "--eval-interval", str(eval_interval)] + (["--threads", str(threads)] if threads else [])
+        env = {**os.environ, "CI": "true"}
+        t0 = time.perf_counter()
+        child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen: list[dict] = []
+        while child.poll() is None:
+            time.sleep(0.5)
+            seen = _val_records(metrics)
+            if quick and seen and seen[-1]["loss"] <= 2.00:
+                child.terminate()
+        child.wait()
+        seen = _val_records(metrics)
+        total = time.perf_counter() - t0
+        if child.returncode not in (0, -15):
+            print(child.stdout.read())
+            raise SystemExit(f"nnlabs train failed with exit code {child.returncode}")
+    print("    time-to-loss curve (training wall time excludes evaluation):")
+    print("      step    wall_s   test loss")
+    for r in seen:
+        print(f"    {r['step']:6d}  {r['wall_s']:8.1f}   {r['loss']:.4f}")
+    for target, limit in ((2.00, 60), (1.92, 300)):
+        hit = next((r for r in seen if r["loss"] <= target), None)
+        when = f"{hit['wall_s']:.1f} s (step {hit['step']})" if hit else "not reached"
+        print(f"    time to test loss <= {target:.2f}: {when} (target <= {limit} s)")
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux reports KiB
+    print(f"\n(c) peak RSS of that training run: {rss_mb:.0f} MB (target <= 400 MB); process wall {total:.0f} s")
+
+
+def _val_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:  # a line being written right now
+            continue
+        if r.get("split") == "val":
+            out.append(r)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="(b): stop the recipe once test loss <= 2.00")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=200, help="(a): timed steps per round")
+    p.add_argument("--eval-interval", type=int, default=100, help="(b): steps between test evaluations")
+    p.add_argument("--skip-recipe", action="store_true", help="only (a)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for (a) and (b); 0 = PyTorch's default. "
+                   "On a shared machine use 1: two spinning OpenMP threads collapse when other jobs hold the cores")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
+          "(other processes slow both sides of (a) alike, but inflate (b)'s wall times)")
+    data = create_datasets("names.txt")
+    bench_step(data, a.steps, a.rounds)
+    if not a.skip_recipe:
+        bench_recipe(a.quick, a.eval_interval, a.threads)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
