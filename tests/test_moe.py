@@ -58,10 +58,11 @@ def test_sparse_dispatch_equals_dense_reference_forward_and_backward(k, cf):
         (y * upstream).sum().backward()
         results.append((y.detach(), xi.grad, {n: p.grad.clone() for n, p in m.named_parameters()}))
     (ys, gxs, gps), (yd, gxd, gpd) = results
-    assert torch.allclose(ys, yd, atol=1e-6)
-    assert torch.allclose(gxs, gxd, atol=1e-6)
+    # float32 sums taken in a different order: equal to a few ulps, not bit for bit
+    torch.testing.assert_close(ys, yd, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gxs, gxd, rtol=1e-5, atol=1e-6)
     for name in gpd:
-        assert torch.allclose(gps[name], gpd[name], atol=1e-6), name
+        torch.testing.assert_close(gps[name], gpd[name], rtol=1e-5, atol=1e-5, msg=name)
     if cf:
         assert not m.stats["kept"].all()  # capacity really dropped something in this case
 

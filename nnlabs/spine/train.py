@@ -118,7 +118,7 @@ def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_ev
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]  # biases, norms
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=(0.9, 0.99))
+                                  lr=cfg.learning_rate, betas=(0.9, 0.99), fused=True)  # one kernel, not ~10 ops per tensor
 
     ckpt_path, metrics_path = work_dir / "checkpoint.pt", work_dir / "metrics.jsonl"
     torch.manual_seed(cfg.seed)  # dropout and any other global randomness

@@ -1,0 +1,185 @@
+"""`nnlabs lab dreamcoder`: the experiment, its baselines, and the report built from the run files.
+
+Three runs on the pack's list suite (train tasks for learning, held-out tasks for testing):
+  full            wake–sleep with abstraction sleep and the recognition model
+  no_recognition  wake–sleep with abstraction sleep only (unigram weights refit each cycle)
+  no_learning     the base DSL, uniform weights, each held-out task searched once with the total
+                  budget the learners spend on it over all cycles (cycles x per-wake budget)
+Then `report(out)` reads the run directories only: figures, report.md, dreamcoder.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from nnlabs.labs.dreamcoder.dsl import arrow, parse_type_name, size, to_value
+from nnlabs.labs.dreamcoder.search import Budget, Grammar, Task, solve_tasks
+from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop
+from nnlabs.spine.errors import UserError
+
+BUDGETS = {
+    # tasks (train, held-out, highest curriculum level), cycles, per task per wake: programs tried and
+    # seconds; dream sleep: dreams and recognition training steps
+    "tiny": dict(n_train=6, n_test=3, max_level=1, cycles=1, programs=400, seconds=1.0, dreams=10,
+                 recognition_steps=10),
+    "quick": dict(n_train=40, n_test=20, max_level=3, cycles=3, programs=5000, seconds=2.5, dreams=100,
+                  recognition_steps=150),
+    "full": dict(n_train=0, n_test=0, max_level=3, cycles=4, programs=20000, seconds=4.0, dreams=300,
+                 recognition_steps=400),
+}
+RUNS = ("full", "no_recognition", "no_learning")
+
+
+# -----------------------------------------------------------------------------
+# tasks: from the pack, or from any file in DreamCoder's list-task JSON layout
+
+
+def tasks_from_json(text: str, source: str) -> list[Task]:
+    try:
+        items = json.loads(text)
+        tasks = []
+        for t in items:
+            request = arrow(parse_type_name(t["type"]["input"]), parse_type_name(t["type"]["output"]))
+            examples = [(to_value(e["i"]), to_value(e["o"])) for e in t["examples"]]
+            tasks.append(Task(t["name"], request, examples, t.get("program"), t.get("level", 0)))
+        return tasks
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{source} is not a list-task JSON file ([{{name, type: {{input, output}}, "
+                        f"examples: [{{i, o}}]}}]): {e}; fix the file or omit the flag to use the pack") from None
+
+
+def load_tasks(args) -> tuple[list[Task], list[Task]]:
+    if args.train or args.test:
+        if not (args.train and args.test):
+            raise UserError("give both --train FILE and --test FILE (or neither, to use the pack)")
+        out = []
+        for path in (args.train, args.test):
+            if not Path(path).exists():
+                raise UserError(f"task file {path} does not exist; pass a DreamCoder list-task JSON file")
+            out.append(tasks_from_json(Path(path).read_text(encoding="utf-8"), path))
+        return out[0], out[1]
+    from nnlabs.pack import list_programs
+
+    files = list_programs.build(args.pack_seed)
+    return (tasks_from_json(files["list_programs/train.json"], "pack list_programs/train.json"),
+            tasks_from_json(files["list_programs/test.json"], "pack list_programs/test.json"))
+
+
+def subsample(tasks: list[Task], n: int, rng: random.Random, curriculum: bool = False) -> list[Task]:
+    """n tasks spread over the curriculum levels (all of them if n == 0), in a stable order. With
+    `curriculum`, every level-1 task is kept first: the one-primitive tasks seed the library."""
+    if n == 0 or n >= len(tasks):
+        return tasks
+    picked = [t for t in tasks if t.level == 1][:n] if curriculum else []
+    rest = [t for t in tasks if t not in picked]
+    by_level: dict[int, list[Task]] = {}
+    for t in rest:
+        by_level.setdefault(t.level, []).append(t)
+    quota = n - len(picked)
+    for level in sorted(by_level):
+        share = round(quota * len(by_level[level]) / len(rest))
+        picked += rng.sample(by_level[level], min(share, len(by_level[level])))
+    return sorted(picked[:n], key=lambda t: (t.level, t.name))
+
+
+# -----------------------------------------------------------------------------
+# main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="nnlabs lab dreamcoder",
+                                description="DreamCoder-style library learning on the list-program suite.")
+    p.add_argument("--out", default="runs/dreamcoder", help="output folder (default runs/dreamcoder)")
+    p.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pack-seed", type=int, default=0, help="seed of the pack's list suite")
+    p.add_argument("--compressor", choices=("ours", "stitch"), default="ours")
+    p.add_argument("--train", help="training tasks (DreamCoder list-task JSON); default: the pack")
+    p.add_argument("--test", help="held-out tasks (DreamCoder list-task JSON); default: the pack")
+    p.add_argument("--cycles", type=int, help="override the budget's number of wake-sleep cycles")
+    p.add_argument("--processes", type=int, default=0, help="worker processes (default: all cores)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    b = dict(BUDGETS[args.budget])
+    if args.cycles:
+        if args.cycles < 1:
+            raise UserError("--cycles must be at least 1")
+        b["cycles"] = args.cycles
+    out = Path(args.out)
+    train, test = load_tasks(args)
+    rng = random.Random(args.seed)
+    train = subsample([t for t in train if t.level <= b["max_level"]], b["n_train"], rng, curriculum=True)
+    test = subsample([t for t in test if t.level <= b["max_level"]], b["n_test"], rng)
+    quiet = os.environ.get("CI") == "true"
+
+    def progress(name, cycle, cycles, record):
+        if quiet:
+            return
+        solved = {s: sum(r["solved"] for r in record["wake"] if r["split"] == s) for s in ("train", "test")}
+        print(f"  [{name}] cycle {cycle}/{cycles} ({time.perf_counter() - t0:.0f}s): wake solved "
+              f"{solved['train']} train, {solved['test']} held-out", flush=True)
+        for a in record.get("new_abstractions", []):
+            print(f"      new {a['name']} ({a['suggested']}): {a['body']}  — used by {len(a['helps'])} task(s)")
+
+    t0 = time.perf_counter()
+    common = dict(cycles=b["cycles"], programs=b["programs"], seconds=b["seconds"], dreams=b["dreams"],
+                  recognition_steps=b["recognition_steps"], seed=args.seed, processes=args.processes,
+                  compressor=args.compressor)
+    if not quiet:
+        print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
+    run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress)
+    run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common), out / "no_recognition",
+             progress)
+    run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
+                    out / "no_learning")
+    total = time.perf_counter() - t0
+    (out / "timing.json").write_text(json.dumps({"budget": args.budget, "wall_s": round(total, 2),
+                                                 "cores": os.cpu_count()}, sort_keys=True) + "\n")
+    from nnlabs.labs.dreamcoder.report import report
+
+    report(out)
+    if not quiet:
+        print(f"dreamcoder: done in {total:.0f}s; see {out / 'report.md'} and {out / 'dreamcoder.html'}")
+    return 0
+
+
+def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path) -> None:
+    """The base grammar with the learners' total per-task budget, in one search per held-out task."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+    g = Grammar()
+    budget = Budget(cfg.programs * cfg.cycles, cfg.seconds * cfg.cycles)
+    t0 = time.perf_counter()
+    results = solve_tasks(test, g, [g.log_weights] * len(test), budget, cfg.processes)
+    solved = [r for r in results if r["solved"]]
+    tried = sum(r["tried"] for r in results)
+    line = {"step": cfg.cycles, "split": "test", "loss": None, "tokens": 0, "macs": 0,
+            "wall_s": round(time.perf_counter() - t0, 3), "solved": len(solved), "n_tasks": len(test),
+            "solved_frac": round(len(solved) / max(1, len(test)), 4), "searched": len(test),
+            "programs_tried": tried, "tried_per_solved": round(tried / len(solved), 1) if solved else None,
+            "search_s": round(sum(r["seconds"] for r in results), 3),
+            "programs_per_s": round(tried / max(1e-9, sum(r["seconds"] for r in results)), 1),
+            "library_size": 0,
+            "avg_solution_size": round(sum(size_of(r) for r in solved) / max(1, len(solved)), 3)}
+    (run_dir / "metrics.jsonl").write_text(json.dumps(line, sort_keys=True) + "\n")
+    (run_dir / "analysis.json").write_text(json.dumps({"config": asdict(cfg), "wake": results}, indent=1,
+                                                      sort_keys=True) + "\n")
+    with open(run_dir / "samples.txt", "w", encoding="utf-8") as f:
+        for r in results:
+            f.write(f"{r['name']}\t{r['program'] or '-'}\n")
+
+
+def size_of(result: dict) -> int:
+    from nnlabs.labs.dreamcoder.dsl import parse
+
+    return size(parse(result["program"]))
