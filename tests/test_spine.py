@@ -191,3 +191,24 @@ def test_cli_rejects_bad_flags(tmp_path, tiny_corpus):
         cli(["train", "--type", "lstm"])
     assert cli(["train", "-i", str(tiny_corpus), "-o", str(tmp_path), "--max-steps", "0"]) == 2
     assert cli(["frobnicate"]) == 2
+
+
+def test_batches_are_cut_after_their_longest_item_without_changing_loss_or_gradients():
+    v = Vocab("abcdef")
+    data = encode_words(["ab", "abc", "fedcbaab"], v, 12)
+    x, y = data.batch(2, torch.Generator().manual_seed(0))
+    assert x.shape[1] == int(data.extent.max()) or x.shape[1] < 12
+    assert (y[:, -1] >= 0).any()  # the last kept column still has a target
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=len(v), block_size=12, n_layer=1, n_head=2, n_embd=8))
+    full_x, full_y = data.x, data.y
+    cut = int(data.extent.max())
+    grads = []
+    for xb, yb in ((full_x, full_y), (full_x[:, :cut], full_y[:, :cut])):
+        model.zero_grad()
+        _, loss = model(xb, yb)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    assert cut == 9 and grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

@@ -157,6 +157,12 @@ class SequenceData:
     x: torch.Tensor
     y: torch.Tensor
 
+    def __post_init__(self):
+        # per item: 1 + the last position that has a target. Columns past a batch's longest item are pure
+        # padding: trimming them changes no loss and no gradient, and names are ~6 of 16 positions long.
+        positions = torch.arange(1, self.y.shape[1] + 1, device=self.y.device)
+        self.extent = ((self.y >= 0) * positions).amax(dim=1)
+
     def __len__(self) -> int:
         return self.x.shape[0]
 
@@ -168,9 +174,11 @@ class SequenceData:
         return SequenceData(self.x.to(device), self.y.to(device))
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch, drawn with replacement like makemore's InfiniteDataLoader."""
+        """A random batch, drawn with replacement like makemore's InfiniteDataLoader, cut after its
+        longest item."""
         ix = torch.randint(len(self), (batch_size,), generator=generator).to(self.x.device)
-        return self.x[ix], self.y[ix]
+        t = max(1, int(self.extent[ix].max()))
+        return self.x[ix, :t], self.y[ix, :t]
 
     def batches(self, batch_size: int):
         """Every item once, in order (evaluation)."""

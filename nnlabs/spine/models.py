@@ -50,7 +50,7 @@ class LanguageModel(nn.Module):
         self.diagnostics = {name: m.stats for name, m in self._reporters if getattr(m, "stats", None)}
         if targets is None:
             return logits, None
-        nll = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         loss = nll
         aux = [m.aux_loss for _, m in self._reporters if getattr(m, "aux_loss", None) is not None]
         if aux:

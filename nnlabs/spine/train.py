@@ -27,9 +27,9 @@ from nnlabs.spine.macs import count_macs
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 6000
+    max_steps: int = 4000
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     min_lr_frac: float = 0.05  # cosine decays to this fraction of learning_rate
     warmup_steps: int = 100
     weight_decay: float = 0.05
@@ -118,7 +118,8 @@ def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_ev
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]  # biases, norms
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=(0.9, 0.99), fused=True)  # one kernel, not ~10 ops per tensor
+                                  lr=cfg.learning_rate, betas=(0.9, 0.99),
+                                  fused=True)  # one kernel for all tensors, not ~10 ops per tensor
 
     ckpt_path, metrics_path = work_dir / "checkpoint.pt", work_dir / "metrics.jsonl"
     torch.manual_seed(cfg.seed)  # dropout and any other global randomness
