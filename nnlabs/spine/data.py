@@ -160,15 +160,15 @@ class SequenceData:
     def __post_init__(self):
         # per item: 1 + the last position that has a target. Columns past a batch's longest item are pure
         # padding: trimming them changes no loss and no gradient, and names are ~6 of 16 positions long.
-        positions = torch.arange(1, self.y.shape[1] + 1, device=self.y.device)
-        self.extent = ((self.y >= 0) * positions).amax(dim=1)
+        positions = torch.arange(1, self.y.shape[-1] + 1, device=self.y.device)  # sequence = last dim
+        self.extent = ((self.y >= 0) * positions).flatten(1).amax(dim=1)
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     @property
     def block_size(self) -> int:
-        return self.x.shape[1]
+        return self.x.shape[-1]
 
     def to(self, device) -> SequenceData:
         return SequenceData(self.x.to(device), self.y.to(device))
@@ -178,7 +178,7 @@ class SequenceData:
         longest item."""
         ix = torch.randint(len(self), (batch_size,), generator=generator).to(self.x.device)
         t = max(1, int(self.extent[ix].max()))
-        return self.x[ix, :t], self.y[ix, :t]
+        return self.x[ix, ..., :t], self.y[ix, ..., :t]
 
     def batches(self, batch_size: int):
         """Every item once, in order (evaluation)."""
