@@ -27,7 +27,7 @@ from nnlabs.spine.macs import count_macs
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 4000
+    max_steps: int = 3500
     batch_size: int = 64
     learning_rate: float = 3e-3
     min_lr_frac: float = 0.05  # cosine decays to this fraction of learning_rate
