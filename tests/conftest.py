@@ -18,6 +18,17 @@ if "NNLABS_DATA_DIR" not in os.environ and (SHARED_DATA / "names.txt").exists():
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models train as fast on one thread, and far faster when the machine's cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def names_path() -> Path:
     p = Path(os.environ.get("NNLABS_DATA_DIR", SHARED_DATA)) / "names.txt"
     if not p.exists():

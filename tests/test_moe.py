@@ -24,14 +24,7 @@ from nnlabs.labs.moe import (
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run faster on one thread, and far faster on a machine whose cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_moe(k=1, E=4, cf=0.0, **kw) -> MoE:

@@ -12,14 +12,7 @@ from nnlabs.labs import tour
 from nnlabs.spine.models import ModelConfig, build_model
 from nnlabs.spine.train import TrainConfig, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is as fast, and two spinning threads crawl on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_saturated_and_dead_fractions_by_hand():
