@@ -212,3 +212,13 @@ def test_batches_are_cut_after_their_longest_item_without_changing_loss_or_gradi
     assert cut == 9 and grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
     for a, b in zip(grads[0][1], grads[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_cli_lab_diff_and_report_errors_are_clear(tmp_path, capsys):
+    assert cli(["lab", "nosuchlab"]) == 2
+    assert "unknown lab 'nosuchlab'" in capsys.readouterr().err
+    assert cli(["report", "--runs", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli(["diff", "moe"]) == 0
+    patch = capsys.readouterr().out
+    assert patch.startswith("--- nnlabs.spine.models:FeedForward") and "+++ nnlabs.labs.moe:" in patch
