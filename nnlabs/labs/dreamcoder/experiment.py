@@ -26,12 +26,13 @@ from nnlabs.spine.errors import UserError
 
 BUDGETS = {
     # tasks (train, held-out, highest curriculum level), cycles, per task per wake: programs tried and
-    # seconds; dream sleep: dreams and recognition training steps
-    "tiny": dict(n_train=6, n_test=3, max_level=1, cycles=1, programs=400, seconds=1.0, dreams=10,
+    # seconds; dream sleep: dreams and recognition training steps. The programs cap is the budget; the
+    # seconds cap is only a safety net set well above it, so results don't depend on the machine's speed.
+    "tiny": dict(n_train=6, n_test=3, max_level=1, cycles=1, programs=400, seconds=5.0, dreams=10,
                  recognition_steps=10),
-    "quick": dict(n_train=40, n_test=20, max_level=3, cycles=3, programs=5000, seconds=2.5, dreams=100,
+    "quick": dict(n_train=40, n_test=20, max_level=3, cycles=3, programs=1500, seconds=10.0, dreams=100,
                   recognition_steps=150),
-    "full": dict(n_train=0, n_test=0, max_level=3, cycles=4, programs=20000, seconds=4.0, dreams=300,
+    "full": dict(n_train=0, n_test=0, max_level=3, cycles=4, programs=3000, seconds=20.0, dreams=300,
                  recognition_steps=400),
 }
 RUNS = ("full", "no_recognition", "no_learning")
