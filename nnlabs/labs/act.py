@@ -11,7 +11,6 @@ spine's loop over distinct blocks with a loop over passes of one block, on the p
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -22,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlabs.labs import lab_parser
 from nnlabs.pack import algorithmic
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, plt, save
@@ -375,10 +375,7 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: dict, args, e
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nnlabs lab act", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/act")
-    p.add_argument("--budget", choices=tuple(BUDGETS), default="quick")
-    p.add_argument("--seed", type=int, default=0)
+    p = lab_parser("act", __doc__.split("\n\n")[0], BUDGETS, seed=0)
     p.add_argument("--tasks", default="", help="comma-separated subset of the budget's tasks")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
     args = p.parse_args(argv)

@@ -13,7 +13,6 @@ Definitions of every metric are in docs/moe.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlabs.labs import lab_parser
 from nnlabs.spine.data import SequenceData, Vocab, encode_words
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
@@ -374,11 +374,8 @@ def run_one(name: str, out: Path, budget: str, seed: int, data: Mixture, resume:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nnlabs lab moe", description="Part 4: sparse mixture-of-experts FFNs "
-                                "on the domain mixture — routing, collapse and its cures, measured.")
-    p.add_argument("--out", default="runs/moe")
-    p.add_argument("--budget", choices=tuple(BUDGETS), default="quick")
-    p.add_argument("--seed", type=int, default=3407)
+    p = lab_parser("moe", "Part 4: sparse mixture-of-experts FFNs on the domain mixture — routing, collapse "
+                   "and its cures, measured.", BUDGETS, seed=3407)
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of: {', '.join(RUNS)}")
     p.add_argument("--resume", action="store_true", help="continue each run from its checkpoint")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = PyTorch's default); these "

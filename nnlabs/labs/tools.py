@@ -18,7 +18,6 @@ and train on them for another round.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import random
@@ -30,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlabs.labs import lab_parser
 from nnlabs.pack import tool_suite as suite
 from nnlabs.spine.data import SequenceData, Vocab
 from nnlabs.spine.errors import UserError
@@ -503,10 +503,7 @@ def round_summary(recs: list[dict]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nnlabs lab tools", description="Part 6: when is a tool call worth its cost?")
-    p.add_argument("--out", default="runs/tools")
-    p.add_argument("--budget", choices=tuple(BUDGETS), default="quick")
-    p.add_argument("--seed", type=int, default=0)
+    p = lab_parser("tools", "Part 6: when is a tool call worth its cost?", BUDGETS, seed=0)
     p.add_argument("--costs", default=None, help="comma-separated call costs (default: the budget's)")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]

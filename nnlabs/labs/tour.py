@@ -15,7 +15,6 @@ then `report(out)` turns the run directories into figures, report.md and tour.ht
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -26,6 +25,7 @@ import torch
 import torch.optim.optimizer as optim_hooks
 from matplotlib.colors import LogNorm
 
+from nnlabs.labs import lab_parser
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, read_jsonl, save
 from nnlabs.spine.data import create_datasets
@@ -238,11 +238,8 @@ def run_attention(out: Path, data, b: dict, seed: int, progress) -> None:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nnlabs lab tour", description="Part 3: counting -> learned bigram, "
-                                "stable deep MLP training, MLP -> transformer.")
-    p.add_argument("--out", default="runs/tour")
-    p.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
-    p.add_argument("--seed", type=int, default=3407)
+    p = lab_parser("tour", "Part 3: counting -> learned bigram, stable deep MLP training, MLP -> transformer.",
+                   BUDGETS, seed=3407)
     args = p.parse_args(argv)
     out, b = Path(args.out), BUDGETS[args.budget]
     data = create_datasets("names.txt")

@@ -10,7 +10,6 @@ Then `report(out)` reads the run directories only: figures, report.md, dreamcode
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -19,6 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from nnlabs.labs import lab_parser
 from nnlabs.labs.dreamcoder.dsl import arrow, parse_type_name, size, to_value
 from nnlabs.labs.dreamcoder.search import Budget, Grammar, Task, solve_tasks
 from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop
@@ -95,11 +95,7 @@ def subsample(tasks: list[Task], n: int, rng: random.Random, curriculum: bool = 
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="nnlabs lab dreamcoder",
-                                description="DreamCoder-style library learning on the list-program suite.")
-    p.add_argument("--out", default="runs/dreamcoder", help="output folder (default runs/dreamcoder)")
-    p.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
-    p.add_argument("--seed", type=int, default=0)
+    p = lab_parser("dreamcoder", "DreamCoder-style library learning on the list-program suite.", BUDGETS, seed=0)
     p.add_argument("--pack-seed", type=int, default=0, help="seed of the pack's list suite")
     p.add_argument("--compressor", choices=("ours", "stitch"), default="ours")
     p.add_argument("--train", help="training tasks (DreamCoder list-task JSON); default: the pack")
