@@ -4,12 +4,14 @@ ponder cost, frozen halted positions, compute counted = passes actually run, the
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 
 from nnlabs.cli import lab_diff
 from nnlabs.labs import act
+from nnlabs.labs.moe import MoE, MoEConfig
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
 
@@ -143,10 +145,74 @@ def test_early_exit_stops_when_confident():
     assert steps.eq(4).all()
 
 
+def moe_model(**kw) -> act.RecurrentDepth:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=V, block_size=6, n_layer=1, n_head=2, n_embd=C)
+    moe = MoEConfig(n_experts=3, balance_alpha=0.5, z_alpha=0.0)
+    return act.RecurrentDepth(cfg, act.ActConfig(max_steps=5, **kw), lambda c, layer: MoE(c, layer, moe))
+
+
+def test_moe_in_the_shared_block_routes_every_pass_and_counts_its_loss_on_each():
+    m = moe_model(halt_bias=0.0)
+    torch.nn.init.normal_(m.halting.linear.weight, 0.0, 3.0)  # spread the halting steps across positions
+    seen = []  # (pass, chosen, balance loss) of every MoE call
+    route = m.blocks[0].ffn.route
+
+    def recording_route(h):
+        out = route(h)
+        seen.append((len(seen), out[1][:, 0].clone(), m.blocks[0].ffn.aux_loss))
+        return out
+
+    m.blocks[0].ffn.route = recording_route
+    x = torch.randint(V, (2, 6))
+    m(x, x)
+    steps = m.halting.steps
+    assert steps.min() < steps.max() and len(seen) == len(m.ffn_stats) == int(steps.max())
+    grid = act.experts_by_pass(m, steps)
+    for n, chosen, _ in seen:  # pass n ran exactly the positions with steps > n, in flat order
+        assert torch.equal(grid.view(-1, 5)[:, n][steps.view(-1) > n], chosen)
+        assert grid.view(-1, 5)[:, n][steps.view(-1) <= n].eq(-1).all()
+    moe_loss = float(m.blocks[0].ffn.aux_loss.detach())
+    assert moe_loss == pytest.approx(sum(float(a.detach()) for _, _, a in seen))  # counted on every pass
+    assert float(m.diagnostics["aux_loss"]) == pytest.approx(moe_loss + float(m.halting.aux_loss.detach()))
+
+
+def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
+    budget = act.BUDGETS["tiny"]
+    torch.manual_seed(0)
+    dense = act.build_model(budget, "fixed2", block_size=8)
+    torch.save({"model": dense.state_dict()}, tmp_path / "checkpoint.pt")
+    moe = act.build_model(budget, "fixed2_moe4", block_size=8)
+    act.warm_start(moe, tmp_path / "checkpoint.pt")
+    x = torch.randint(len(act.VOCAB), (3, 8))
+    dense.eval(), moe.eval()
+    torch.testing.assert_close(moe(x)[0], dense(x)[0], rtol=1e-5, atol=1e-5)  # top-2 of identical experts
+    experts = moe.blocks[0].ffn.experts
+    assert all(torch.equal(e.up.weight, dense.blocks[0].ffn.up.weight) for e in experts)
+
+
+def test_routing_by_pass_information_on_hand_made_routing():
+    # input "1", answer "0": positions '.', '1', '=' (3 characters); 2 passes, 2 experts.
+    # run A: the expert is the pass, whatever the character -> I(expert; pass) = 1 bit, I(expert; char) = 0
+    ex = [{"input": "1", "answer": "0", "experts": [[0, 1], [0, 1], [0, 1]]}]
+    a = {"max_steps": 2, "experts": 2, "splits": {"test": {"examples": ex}}}
+    r = act.routing_by_pass(a)
+    assert r["mi_pass"] == pytest.approx(1.0) and r["mi_char"] == pytest.approx(0.0)
+    assert r["mi_pass_given_char"] == pytest.approx(1.0) and r["share"] == [[1.0, 0.0], [0.0, 1.0]]
+    # run B: '.' always goes to expert 0, the rest to 1, and position '=' halted after one pass (-1):
+    # assignments (char, pass, expert): (.,0,0) (.,1,0) (1,0,1) (1,1,1) (=,0,1) -> the character decides
+    ex = [{"input": "1", "answer": "0", "experts": [[0, 0], [1, 1], [1, -1]]}]
+    r = act.routing_by_pass({**a, "splits": {"test": {"examples": ex}}})
+    assert r["assignments"] == 5 and r["mi_pass_given_char"] == pytest.approx(0.0)
+    assert r["mi_char"] == pytest.approx(r["h_expert"])  # H(expert) = H(2/5, 3/5)
+    assert r["h_expert"] == pytest.approx(-(0.4 * math.log2(0.4) + 0.6 * math.log2(0.6)))
+
+
 def test_lab_end_to_end_tiny(tmp_path, render_html):
     assert act.main(["--budget", "tiny", "--out", str(tmp_path)]) == 0
     for name in ("report.md", "act.html", "figures/accuracy_vs_compute.png", "figures/halting_by_difficulty.png",
                  "figures/tau_tradeoff.png", "figures/per_example_compute.png", "parity-act_tau0.01/metrics.jsonl",
+                 "figures/moe_routing_by_pass.png", "parity-act_tau0.001_moe4/analysis.json",
                  "parity-exit0.9/analysis.json"):
         assert (tmp_path / name).exists(), name
     a = json.loads((tmp_path / "parity-act_tau0.01" / "analysis.json").read_text())
@@ -154,5 +220,6 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     metrics = [json.loads(line) for line in (tmp_path / "parity-ponder" / "metrics.jsonl").read_text().splitlines()]
     assert {"step", "split", "loss", "tokens", "macs", "wall_s"} <= set(metrics[-1])
     assert "run_blocks" in lab_diff("act")
+    assert "5.5 — a mixture of experts inside the shared block" in (tmp_path / "report.md").read_text()
     dom, _ = render_html(tmp_path / "act.html")
     assert "act_tau0.01" in dom and "passes at answer" in dom

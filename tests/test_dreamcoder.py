@@ -20,6 +20,7 @@ from nnlabs.labs.dreamcoder.dsl import (
     tlist,
     typeof,
 )
+from nnlabs.labs.dreamcoder.report import mcnemar, paired_verdict
 from nnlabs.labs.dreamcoder.search import Budget, Grammar, Task, enumerate_programs, solve_task, summary
 
 
@@ -119,3 +120,11 @@ def test_bad_task_file_is_a_user_error(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(UserError):
         main(["--budget", "tiny", "--out", str(tmp_path / "o"), "--train", str(bad), "--test", str(bad)])
+
+
+def test_paired_verdicts_use_an_exact_mcnemar_test():
+    assert mcnemar(set("abcdef"), set()) == (6, 0, pytest.approx(2 / 64))  # 6 discordant, all one way
+    assert mcnemar({"a", "b"}, {"c"}) == (2, 1, 1.0)  # 2 vs 1: 2 * (1 + 3) / 8, capped at 1
+    assert mcnemar({"a"}, {"a"})[2] == 1.0  # no discordant task: no evidence either way
+    assert paired_verdict(set("abcdef"), set(), "it helped", "it hurt").startswith("it helped")
+    assert "within noise" in paired_verdict({"a", "b"}, {"c"}, "it helped", "it hurt")

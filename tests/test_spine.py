@@ -214,6 +214,43 @@ def test_batches_are_cut_after_their_longest_item_without_changing_loss_or_gradi
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_packed_rows_hold_every_item_intact_in_fewer_positions():
+    v = Vocab("abcdef")
+    words = ["ab", "abc", "fedcbaab", "f", "cab", "dd", "e"]
+    data = encode_words(words, v, 10)
+    ix = torch.tensor([2, 0, 1, 3, 4, 5, 6, 1])
+    x, y = data.pack(ix)
+    assert x.shape[1] <= 10 and x.numel() < len(ix) * int(data.extent[ix].max())
+    assert int((y >= 0).sum()) == int((data.y[ix] >= 0).sum())  # every target kept, none invented
+    found = []
+    for row_x, row_y in zip(x.tolist(), y.tolist()):  # each item = a start token, its characters, the end target
+        starts = [t for t, tok in enumerate(row_x) if tok == 0 and row_y[t] >= 0]
+        for a, b in zip(starts, starts[1:] + [len(row_x)]):
+            found.append(v.decode(row_x[a:b]))
+            assert row_y[a:b][:len(found[-1]) + 1][-1] == 0
+    assert sorted(found) == sorted(words[i] for i in ix.tolist())
+
+
+def test_a_packed_batch_has_the_same_loss_and_gradients_as_one_item_per_row():
+    v = Vocab("abcdef")
+    data = encode_words(["ab", "abc", "fedcbaab", "f", "cab", "dd", "e"], v, 10)
+    ix = torch.tensor([2, 0, 1, 3, 4, 5, 6, 1])
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(v), block_size=10, n_layer=2, n_head=2, n_embd=8)
+    packed, plain = Transformer(ModelConfig(**{**config.__dict__, "packed": True})), Transformer(config)
+    plain.load_state_dict(packed.state_dict())
+    results = []
+    for model, (x, y) in ((packed, data.pack(ix)), (plain, (data.x[ix], data.y[ix]))):
+        _, loss = model(x, y)
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters()]))
+    assert data.pack(ix)[0].shape[0] < len(ix) and results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(UserError, match="--packed"):
+        build_model("mlp", ModelConfig(vocab_size=len(v), packed=True))
+
+
 def test_cli_lab_diff_and_report_errors_are_clear(tmp_path, capsys):
     assert cli(["lab", "nosuchlab"]) == 2
     assert "unknown lab 'nosuchlab'" in capsys.readouterr().err

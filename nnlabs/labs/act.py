@@ -17,18 +17,20 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from nnlabs.labs import lab_parser
+from nnlabs.labs.moe import MoE, MoEConfig, cond_entropy
 from nnlabs.pack import algorithmic
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, plt, save
 from nnlabs.spine.data import SequenceData, Vocab
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.macs import count_macs
-from nnlabs.spine.models import ModelConfig, Transformer
+from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 from nnlabs.spine.train import TrainConfig, train
 
 PATCHES = [("nnlabs.spine.models:Block.forward", "nnlabs.labs.act:RecurrentDepth.step"),
@@ -114,12 +116,14 @@ class RunningAttention(nn.Module):
 
 class RecurrentDepth(Transformer):
     """The spine's Transformer with `n_layer = 1`: its single block is applied up to `max_steps` times
-    (shared weights, a learned step embedding telling the block which pass it is on)."""
+    (shared weights, a learned step embedding telling the block which pass it is on). `ffn_factory` is
+    the spine's extension point, so the shared block's feed-forward can be Part 4's mixture of experts."""
 
-    def __init__(self, config: ModelConfig, act: ActConfig):
-        assert config.n_layer == 1, "recurrent depth shares one block; set n_layer=1"
-        super().__init__(config)
+    def __init__(self, config: ModelConfig, act: ActConfig, ffn_factory=FeedForward):
+        assert config.n_layer == 1 and not config.packed, "recurrent depth shares one block on one-item rows"
+        super().__init__(config, ffn_factory)
         self.act = act
+        self.ffn_stats: list[dict] = []  # per pass, the shared feed-forward's `stats` (e.g. MoE routing)
         self.wse = nn.Embedding(act.max_steps, config.n_embd)  # step embedding e_n
         nn.init.normal_(self.wse.weight, 0.0, 0.02)
         self.attend = RunningAttention(config.n_head, act.window)
@@ -135,7 +139,7 @@ class RecurrentDepth(Transformer):
         x = x + blk.drop(blk.attn.proj(self.attend(q, kv[0], kv[1], rows, T)))
         return x + blk.ffn(blk.ln2(x)), kv
 
-    def run_blocks(self, x):
+    def run_blocks(self, x, mask=None):  # mask is for packed rows, which __init__ rules out
         B, T, C = x.shape
         cfg = self.act
         state = x.reshape(B * T, C)
@@ -146,8 +150,13 @@ class RecurrentDepth(Transformer):
         survive = state.new_ones(B * T)  # PonderNet: prod_{i<n} (1 - lambda_i)
         reg = state.new_zeros(B * T)  # per position: ACT ponder cost rho = N + R, or PonderNet's KL
         steps = torch.zeros(B * T, dtype=torch.long, device=x.device)
+        ffn, ffn_aux, self.ffn_stats = self.blocks[0].ffn, [], []
         for n in range(cfg.max_steps):
             s, kv = self.step(state, n, rows, kv, T)
+            if getattr(ffn, "aux_loss", None) is not None:  # a loss the feed-forward reports counts on every
+                ffn_aux.append(ffn.aux_loss)  # pass, as it would in every layer of a deep stack
+            if getattr(ffn, "stats", None):
+                self.ffn_stats.append(ffn.stats)
             state = state.index_copy(0, rows, s)  # halted rows are not in `rows`: frozen, not computed
             steps = steps.index_add(0, rows, torch.ones_like(rows))
             if cfg.halting == "fixed":
@@ -173,6 +182,8 @@ class RecurrentDepth(Transformer):
             if rows.numel() == 0:
                 break
         self.halting.report(steps.view(B, T), reg)
+        if ffn_aux:
+            ffn.aux_loss = torch.stack(ffn_aux).sum()
         return (state if cfg.halting == "fixed" else out).view(B, T, C)
 
 
@@ -236,11 +247,25 @@ def evaluate(model: RecurrentDepth, rows: list[dict], exit_threshold: float | No
             else:
                 pred, steps = early_exit(model, data.x, answer[0], exit_threshold)
         correct = ((pred == data.y) | ~answer).all(1)
+        experts = experts_by_pass(model, steps) if exit_threshold is None else None
         for i, r in enumerate(group):
             records.append({**r, "correct": bool(correct[i]), "steps": steps[i].tolist(),
-                            "steps_answer": int(steps[i][answer[i]][0]), "macs": macs.macs / len(group)})
+                            "steps_answer": int(steps[i][answer[i]][0]), "macs": macs.macs / len(group),
+                            **({"experts": experts[i].tolist()} if experts is not None else {})})
     model.train(was_training)
     return records
+
+
+def experts_by_pass(model: RecurrentDepth, steps: torch.Tensor) -> torch.Tensor | None:
+    """(B, T, max_steps): the expert each position's router ranked first on each pass, -1 after it halted;
+    None for a dense feed-forward. Pass n ran exactly the positions with steps > n, in flat order."""
+    if not model.ffn_stats or "chosen" not in model.ffn_stats[0]:
+        return None
+    B, T = steps.shape
+    grid = torch.full((B * T, model.act.max_steps), -1, dtype=torch.long)
+    for n, stats in enumerate(model.ffn_stats):
+        grid[(steps.reshape(-1) > n).nonzero().squeeze(1), n] = stats["chosen"][:, 0].cpu()
+    return grid.view(B, T, -1)
 
 
 @torch.no_grad()
@@ -290,15 +315,23 @@ MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from 
     "act_tau0.1": {"halting": "act", "tau": 0.1}, "ponder": {"halting": "ponder"},
 }
 ALL = tuple(MODELS)
+# 5.5: the shared block's feed-forward as a top-2 mixture of 4 experts (Part 4's MoE), upcycled from the
+# deepest dense fixed model, then ACT on top: does expert choice follow the pass?
+EXPERTS, TOP_K = 4, 2
+MODELS.update({f"{name}_moe{EXPERTS}": {**MODELS[name], "experts": EXPERTS}
+               for name in ("fixed2", "fixed8", "act_tau0.001")})
+MOE = ("fixed8_moe4", "act_tau0.001_moe4")
 CORE = ("fixed1", "fixed4", "act_tau0.01", "ponder")
 BUDGETS = {  # iters: the first fixed model; grow: each deeper fixed model; finetune: each adaptive model
-    "tiny": {"tasks": {"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder")}, "iters": 12, "grow": 6,
+    "tiny": {"tasks": {"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder", "fixed2_moe4", "act_tau0.001_moe4")},
+             "iters": 12, "grow": 6,
              "finetune": 6, "batch": 16, "n_embd": 16, "max_steps": 2, "lr": 1e-3, "exit": (0.9,),
              "sizes": {"train": 200, "val": 32, "test": 48, "lengthgen": 32}},
-    "quick": {"tasks": {"parity": ALL}, "iters": 300, "grow": 800, "finetune": 300, "batch": 64, "n_embd": 64,
+    "quick": {"tasks": {"parity": ALL + MOE}, "iters": 300, "grow": 800, "finetune": 300, "batch": 64, "n_embd": 64,
               "max_steps": 8, "lr": 1e-3, "exit": (0.9, 0.99),
               "sizes": {"train": 6000, "val": 300, "test": 500, "lengthgen": 500}},
-    "full": {"tasks": {t: ALL for t in algorithmic.TASKS}, "iters": 300, "grow": 1000, "finetune": 500,
+    "full": {"tasks": {t: ALL + (MOE if t == "parity" else ()) for t in algorithmic.TASKS},
+             "iters": 300, "grow": 1000, "finetune": 500,
              "batch": 64, "n_embd": 64, "max_steps": 8, "lr": 1e-3, "exit": (0.9, 0.99),
              "sizes": {"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000}},
 }
@@ -310,22 +343,37 @@ WINDOW = 2
 
 def build_model(budget: dict, name: str, block_size: int) -> RecurrentDepth:
     spec = {"max_steps": budget["max_steps"], "window": WINDOW, **MODELS[name]}
+    experts = spec.pop("experts", 0)
     if spec["halting"] != "fixed":  # start by pondering to the cap (h ~ 0.05), learn to stop early later
         spec.update(halt_bias=-3.0, prior=0.2)
     config = ModelConfig(vocab_size=len(VOCAB), block_size=block_size, n_layer=1, n_head=4, n_embd=budget["n_embd"])
-    return RecurrentDepth(config, ActConfig(**spec))
+    if not experts:
+        return RecurrentDepth(config, ActConfig(**spec))
+    moe = MoEConfig(n_experts=experts, top_k=TOP_K)
+    return RecurrentDepth(config, ActConfig(**spec), lambda c, layer: MoE(c, layer, moe))
 
 
 def warm_start(model: RecurrentDepth, checkpoint: Path) -> None:
     """Start from a trained model of the same lab: the same block, more passes (extra step embeddings
-    keep their fresh init) or a fresh halting unit (bias -3: every position starts at the cap)."""
+    keep their fresh init), a fresh halting unit (bias -3: every position starts at the cap), or a
+    mixture of experts upcycled from a dense feed-forward (Komatsuzaki et al. 2023, "Sparse upcycling"):
+    every expert a copy of it, the router fresh. Top-2 gates are renormalised to sum to 1, so two
+    identical experts compute exactly the dense layer: the upcycled model starts where the dense one
+    ended, and the experts drift apart as the router sends them different tokens."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     wse = model.wse.weight.detach().clone()
     n = min(len(wse), len(state["wse.weight"]))
     wse[:n] = state["wse.weight"][:n]
     state["wse.weight"] = wse
+    upcycle = isinstance(model.blocks[0].ffn, MoE) and "blocks.0.ffn.up.weight" in state
+    if upcycle:
+        for k in [k for k in state if k.startswith("blocks.0.ffn.")]:
+            v = state.pop(k)
+            for i in range(model.blocks[0].ffn.moe.n_experts):
+                state[k.replace("blocks.0.ffn.", f"blocks.0.ffn.experts.{i}.")] = v
     missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("halting.") for k in missing), (missing, unexpected)
+    fresh = ("halting.",) + (("blocks.0.ffn.router.", "blocks.0.ffn.balance_bias") if upcycle else ())
+    assert not unexpected and all(k.startswith(fresh) for k in missing), (missing, unexpected)
 
 
 def run_one(out: Path, task: str, name: str, splits: dict, budget: dict, args, exits=(), init_from=None) -> dict:
@@ -360,6 +408,7 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: dict, args, e
         run_dir = out / f"{task}-{run_name}"
         run_dir.mkdir(parents=True, exist_ok=True)
         analysis = {"task": task, "model": run_name, "kind": kind, "max_steps": model.act.max_steps,
+                    "experts": MODELS.get(run_name, {}).get("experts", 0),
                     "tau": model.act.tau if kind == "act" else None, "exit_threshold": threshold,
                     "train_s": round(train_s, 2), "splits": {}}
         for split in ("test", "lengthgen"):
@@ -390,8 +439,10 @@ def main(argv: list[str]) -> int:
     for task in tasks:
         splits = load_task(task, args.seed, budget["sizes"])
         names = budget["tasks"][task]
-        deepest = max((n for n in names if MODELS[n]["halting"] == "fixed"), key=lambda n: MODELS[n]["max_steps"])
-        if MODELS[deepest]["max_steps"] != budget["max_steps"]:
+        family = {n: MODELS[n].get("experts", 0) for n in names}  # dense (0) or MoE: one curriculum each
+        deepest = {f: max((n for n in names if family[n] == f and MODELS[n]["halting"] == "fixed"),
+                          key=lambda n: MODELS[n]["max_steps"]) for f in set(family.values())}
+        if any(MODELS[n]["max_steps"] != budget["max_steps"] for n in deepest.values()):
             raise UserError(f"budget {args.budget}: the deepest fixed model must run max_steps passes")
         # A depth curriculum: the shallowest fixed model trains from scratch, each deeper one starts from the
         # previous (same block, more passes), the adaptive ones from the deepest. Trained from scratch,
@@ -399,12 +450,15 @@ def main(argv: list[str]) -> int:
         # reached 100 % validation accuracy within 150. And from scratch the ponder cost makes every
         # position halt after one pass long before pondering pays (a position's extra passes only help
         # *later* positions), which we saw at every tau we tried.
-        previous = None
-        for name in names:  # the confidence early-exit baseline reuses the deepest fixed model
-            adaptive = MODELS[name]["halting"] != "fixed"
-            init = f"{task}-{deepest}" if adaptive else (f"{task}-{previous}" if previous else None)
-            a = run_one(out, task, name, splits, budget, args, budget["exit"] if name == deepest else (), init)
-            previous = previous if adaptive else name
+        previous: dict[int, str] = {}
+        for name in names:  # the confidence early-exit baseline reuses the deepest dense fixed model
+            f, adaptive = family[name], MODELS[name]["halting"] != "fixed"
+            # the MoE family's first model is upcycled from the deepest dense one (warm_start)
+            init = deepest[f] if adaptive else previous.get(f, deepest[0] if f else None)
+            exits = budget["exit"] if name == deepest[f] and not f else ()
+            a = run_one(out, task, name, splits, budget, args, exits, init and f"{task}-{init}")
+            if not adaptive:
+                previous[f] = name
             print(f"{task:10s} {name:13s} test acc {a['splits']['test']['acc']:.3f}  "
                   f"lengthgen acc {a['splits']['lengthgen']['acc']:.3f}  "
                   f"MACs/example {a['splits']['test']['macs_per_example']:,.0f}  ({a['train_s']:.0f}s)")
@@ -431,7 +485,8 @@ def load_runs(out: Path) -> dict[str, list[dict]]:
         a["run"] = path.parent.name
         runs.setdefault(a["task"], []).append(a)
     for task in runs:
-        runs[task].sort(key=lambda a: (order[a["kind"]], a["max_steps"] if a["kind"] == "fixed" else 0,
+        runs[task].sort(key=lambda a: (a.get("experts", 0), order[a["kind"]],
+                                       a["max_steps"] if a["kind"] == "fixed" else 0,
                                        a["tau"] or 0, a["exit_threshold"] or 0))
     return {t: runs[t] for t in algorithmic.TASKS if t in runs}
 
@@ -465,8 +520,9 @@ def fig_accuracy_vs_compute(runs, out: Path):
         for i, a in enumerate(rs):
             for split, marker, fill in (("test", "o", True), ("lengthgen", "s", False)):
                 s = a["splits"][split]
+                moe = {"edgecolors": "k", "linewidths": 1.2} if a.get("experts") else {}
                 ax.scatter(s["macs_per_example"] / 1e6, 100 * s["acc"], marker=marker, s=36, color=COLORS[a["kind"]],
-                           facecolors=COLORS[a["kind"]] if fill else "none")
+                           facecolors=COLORS[a["kind"]] if fill else "none", **moe)
             s = a["splits"]["test"]
             ax.annotate(a["model"].replace("act_tau", "τ="), (s["macs_per_example"] / 1e6, 100 * s["acc"]),
                         fontsize=6, xytext=(4, {"fixed": -9, "ponder": 6}.get(a["kind"], 4 if i % 2 else -9)),
@@ -480,6 +536,9 @@ def fig_accuracy_vs_compute(runs, out: Path):
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in COLORS.items()]
     handles += [plt.Line2D([], [], color="k", marker="o", ls="", label="in-distribution test"),
                 plt.Line2D([], [], color="k", marker="s", mfc="none", ls="", label="length-generalisation")]
+    if any(a.get("experts") for rs in runs.values() for a in rs):
+        handles.append(plt.Line2D([], [], color="#ccc", marker="o", mec="k", mew=1.2, ls="",
+                                  label="MoE feed-forward (5.5)"))
     axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save(fig, out / "figures" / "accuracy_vs_compute", source=str(out))
 
@@ -508,7 +567,7 @@ def fig_halting_by_difficulty(runs, out: Path):
 def fig_tau_tradeoff(runs, out: Path):
     fig, axes = new_figure(len(runs), 1, width=4.2, height=3.4)
     for ax, (task, rs) in zip(axes[0], runs.items()):
-        act = [a for a in rs if a["kind"] == "act"]
+        act = [a for a in dense(rs) if a["kind"] == "act"]
         for split, marker in (("test", "o-"), ("lengthgen", "s--")):
             ax.plot([a["splits"][split]["steps_position"] for a in act], [100 * a["splits"][split]["acc"] for a in act],
                     marker, color=COLORS["act"], label=split)
@@ -523,8 +582,13 @@ def fig_tau_tradeoff(runs, out: Path):
     save(fig, out / "figures" / "tau_tradeoff", source=str(out))
 
 
+def dense(rs: list[dict]) -> list[dict]:
+    """The main comparison's runs; the MoE ones (5.5) get their own section."""
+    return [a for a in rs if not a.get("experts")]
+
+
 def best_adaptive(rs: list[dict]) -> dict | None:
-    adaptive = [a for a in rs if a["kind"] in ("act", "ponder")]
+    adaptive = [a for a in dense(rs) if a["kind"] in ("act", "ponder")]
     return max(adaptive, key=accuracy_then_cheapness) if adaptive else None
 
 
@@ -574,6 +638,85 @@ def fig_per_example(runs, out: Path):
     save(fig, out / "figures" / "per_example_compute", source=str(out))
 
 
+def routing_by_pass(a: dict, split: str = "test") -> dict:
+    """5.5: how a MoE run's first-choice expert depends on the pass, from every (position, pass) it ran.
+    Information in bits (docs/act.md): I(expert; pass), and I(expert; pass | character), what the pass
+    tells about the expert beyond the character at that position (the MoE lab's routing followed characters)."""
+    experts, passes, chars = [], [], []
+    for r in a["splits"][split]["examples"]:
+        text = "." + r["input"] + "=" + r["answer"]
+        for t, per_pass in enumerate(r["experts"]):
+            for n, e in enumerate(per_pass):
+                if e >= 0:
+                    experts.append(e), passes.append(n), chars.append(ord(text[t]))
+    e, n, c = (np.array(v, dtype=np.int64) for v in (experts, passes, chars))
+    share = np.zeros((a["max_steps"], a["experts"]))
+    np.add.at(share, (n, e), 1)
+    share /= np.maximum(share.sum(1, keepdims=True), 1)
+    h_e, h_ec = cond_entropy(e), cond_entropy(e, c)
+    return {"share": share.tolist(), "h_expert": h_e, "mi_pass": h_e - cond_entropy(e, n), "mi_char": h_e - h_ec,
+            "mi_pass_given_char": h_ec - cond_entropy(e, c, n), "assignments": len(e)}
+
+
+def moe_runs(rs: list[dict]) -> list[dict]:
+    """The 5.5 runs whose routing the report reads: the deepest fixed MoE model and the adaptive ones."""
+    deepest = max(a["max_steps"] for a in rs)
+    return [a for a in rs if a.get("experts") and (a["kind"] != "fixed" or a["max_steps"] == deepest)]
+
+
+def moe_section(task: str, rs: list[dict]) -> list[str]:
+    """5.5 in the report: each MoE run beside its dense twin, and what its routing depends on."""
+    twins = {a["model"]: a for a in rs}
+    lines = [f"## 5.5 — a mixture of experts inside the shared block ({task})", "",
+             f"The block's feed-forward replaced by Part 4's top-{TOP_K} mixture of {EXPERTS} experts, each as "
+             "large as the dense feed-forward (composed through the spine's `ffn_factory`; the balancing loss is "
+             "counted on every pass), upcycled from the deepest dense fixed model (every expert a copy of its "
+             "feed-forward, a fresh router), trained as a fixed-depth model and then with ACT. The question: does "
+             "the expert a position is sent to change with the pass, i.e. does the shared block behave like "
+             "different layers at different depths? Information in bits over every (position, pass) of the test "
+             "set, about the expert the router ranked first.", "",
+             "| model | test acc | dense twin | MACs / example | dense twin | passes / position | H(expert) | "
+             "I(expert; pass) | I(expert; character) | I(expert; pass \\| character) |", "|---" * 10 + "|"]
+    findings = []
+    for a in moe_runs(rs):
+        twin = twins.get(a["model"].removesuffix(f"_moe{a['experts']}"))
+        r, t = routing_by_pass(a), a["splits"]["test"]
+        tw = twin["splits"]["test"] if twin else None
+        twin_acc, twin_macs = (f"{100 * tw['acc']:.1f}%", f"{tw['macs_per_example']:,.0f}") if tw else ("—", "—")
+        lines.append(f"| {a['model']} | {100 * t['acc']:.1f}% | {twin_acc} | {t['macs_per_example']:,.0f} | "
+                     f"{twin_macs} | {t['steps_position']:.2f} | {r['h_expert']:.2f} | {r['mi_pass']:.2f} | "
+                     f"{r['mi_char']:.2f} | {r['mi_pass_given_char']:.2f} |")
+        share = np.array(r["share"])
+        top = [int(i) for i in share.argmax(1)]
+        beyond = r["mi_pass_given_char"] / r["h_expert"] if r["h_expert"] > 0 else 0.0
+        findings.append(f"{a['model']}: the most used expert per pass is {', '.join(f'E{i}' for i in top)}; the pass "
+                        f"carries {r['mi_pass']:.2f} of the {r['h_expert']:.2f} bits of routing entropy, "
+                        f"{r['mi_pass_given_char']:.2f} beyond the character ({100 * beyond:.0f}%): expert choice "
+                        + ("**changes with the pass**." if beyond >= 0.1 else "**barely changes with the pass**."))
+    return lines + [""] + findings + ["", "![routing by pass](figures/moe_routing_by_pass.png)", ""]
+
+
+def fig_routing_by_pass(runs, out: Path):
+    panels = [a for rs in runs.values() for a in moe_runs(rs)]
+    if not panels:
+        return
+    fig, axes = new_figure(len(panels), 1, width=3.6, height=3.4)
+    for ax, a in zip(axes[0], panels):
+        r = routing_by_pass(a)
+        share = np.array(r["share"])
+        im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        for (n, e), v in np.ndenumerate(share):
+            ax.text(e, n, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v > 0.6 else "k")
+        ax.set_xticks(range(share.shape[1]), [f"E{i}" for i in range(share.shape[1])])
+        ax.set_yticks(range(share.shape[0]), [str(i + 1) for i in range(share.shape[0])])
+        ax.grid(False)
+        ax.set_xlabel("expert (router's first choice)")
+        ax.set_ylabel("pass")
+        ax.set_title(f"{a['task']} {a['model']}\nI(expert; pass) = {r['mi_pass']:.2f} bits", fontsize=9)
+    fig.colorbar(im, ax=axes[0][-1], label="share of the pass's positions")
+    save(fig, out / "figures" / "moe_routing_by_pass", source=str(out))
+
+
 def report(out: Path) -> None:
     out = Path(out)
     runs = load_runs(out)
@@ -583,6 +726,7 @@ def report(out: Path) -> None:
     fig_halting_by_difficulty(runs, out)
     fig_tau_tradeoff(runs, out)
     fig_per_example(runs, out)
+    fig_routing_by_pass(runs, out)
     write_report(runs, out)
     write_explorable(runs, out)
 
@@ -619,8 +763,8 @@ def write_report(runs, out: Path) -> None:
             steps = f"none (uses {cfg['derived_from']})" if a["kind"] == "exit" else f"{a['train_steps']}{init}"
             lines.append(f"| {a['model']} | {steps} | {100 * t['acc']:.1f}% | {100 * g['acc']:.1f}% | "
                          f"{t['macs_per_example']:,.0f} | {t['steps_answer']:.2f} | {r_text} |")
-        fixed1 = next((a for a in rs if a["kind"] == "fixed" and a["max_steps"] == 1), None)
-        deepest = max((a for a in rs if a["kind"] == "fixed"), key=lambda a: a["max_steps"], default=None)
+        fixed1 = next((a for a in dense(rs) if a["kind"] == "fixed" and a["max_steps"] == 1), None)
+        deepest = max((a for a in dense(rs) if a["kind"] == "fixed"), key=lambda a: a["max_steps"], default=None)
         best = best_adaptive(rs)
         lines.append("")
         if best and fixed1 and deepest:
@@ -637,7 +781,7 @@ def write_report(runs, out: Path) -> None:
             lines.append(f"Best adaptive model: **{best['model']}**, {100 * acc['best']:.1f}% on test "
                          f"(one pass: {100 * acc['one']:.1f}%, {deepest['model']}: {100 * acc['deep']:.1f}%). It "
                          f"{verdict}.")
-        act = [a for a in rs if a["kind"] == "act"]
+        act = [a for a in dense(rs) if a["kind"] == "act"]
         if act:
             good = max(act, key=accuracy_then_cheapness)
             each = ", ".join(f"τ={a['tau']:g}: {100 * a['splits']['test']['acc']:.1f}% at "
@@ -674,6 +818,9 @@ def write_report(runs, out: Path) -> None:
                       + " |",
                       "| fixed1 acc | " + " | ".join(f"{100 * ex_1[k]['acc']:.0f}" if k in ex_1 else "—" for k in ex_b)
                       + " |", ""]
+    for task, rs in runs.items():
+        if moe_runs(rs):
+            lines += moe_section(task, rs)
     lines += ["## Figures", "", "![accuracy vs compute](figures/accuracy_vs_compute.png)", "",
               "![halting by difficulty](figures/halting_by_difficulty.png)", "", "![tau](figures/tau_tradeoff.png)",
               "", "![per example](figures/per_example_compute.png)", "",

@@ -118,8 +118,7 @@ class MoE(nn.Module):
         return probs, chosen, gates, kept
 
     def forward(self, x):
-        B, T, C = x.shape
-        h = x.reshape(-1, C)
+        h = x.reshape(-1, x.size(-1))  # any leading dims: (B, T, C) in a block, (rows, C) inside ACT's loop
         _, chosen, gates, kept = self.route(h)
         # sparse dispatch: list the kept (token, expert, gate) assignments, group them by expert, and
         # run each expert on its own rows only — y(x) = sum_{i in top-k(x)} g_i(x) * FFN_i(x)
@@ -132,19 +131,18 @@ class MoE(nn.Module):
         for ffn, rows, g in zip(self.experts, token[order].split(sizes), gate[order].split(sizes)):
             if len(rows):
                 y.index_add_(0, rows, g[:, None] * ffn(h[rows]))
-        return y.view(B, T, C)
+        return y.view_as(x)
 
 
 def dense_reference(moe: MoE, x: torch.Tensor) -> torch.Tensor:
     """The oracle sparse dispatch must equal: every expert on every token, then masked by the routing.
     Also the naive 'run every expert' implementation the benchmark times (compute grows with E)."""
-    B, T, C = x.shape
-    h = x.reshape(-1, C)
+    h = x.reshape(-1, x.size(-1))
     _, chosen, gates, kept = moe.route(h)
     weight = torch.zeros(h.size(0), len(moe.experts), dtype=h.dtype, device=h.device)
     weight = weight.scatter_add(1, chosen, gates * kept)  # zero for unchosen and dropped assignments
     every = torch.stack([ffn(h) for ffn in moe.experts], dim=1)  # (N, E, C)
-    return (weight[..., None] * every).sum(1).view(B, T, C)
+    return (weight[..., None] * every).sum(1).view_as(x)
 
 
 def wide_ffn(config: ModelConfig, layer: int, mult: int) -> FeedForward:

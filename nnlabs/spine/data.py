@@ -173,12 +173,41 @@ class SequenceData:
     def to(self, device) -> SequenceData:
         return SequenceData(self.x.to(device), self.y.to(device))
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch, drawn with replacement like makemore's InfiniteDataLoader, cut after its
-        longest item."""
+    def batch(self, batch_size: int, generator: torch.Generator,
+              pack: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch of `batch_size` items, drawn with replacement like makemore's InfiniteDataLoader,
+        cut after its longest item, or with `pack` laid end to end in fewer rows (see `pack`)."""
         ix = torch.randint(len(self), (batch_size,), generator=generator).to(self.x.device)
+        if pack:
+            return self.pack(ix)
         t = max(1, int(self.extent[ix].max()))
         return self.x[ix, ..., :t], self.y[ix, ..., :t]
+
+    def pack(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items `ix` laid end to end in rows of block_size (first fit, in draw order). Names fill ~7 of 16
+        positions, so one-item rows are ~40 % padding; packed, the same items and targets need ~35 % fewer
+        positions. Each item keeps its leading start token (0), which is how a packed model
+        (`spine.models.item_layout`) restarts positions and keeps attention inside the item."""
+        assert self.x.dim() == 2 and bool((self.x[ix, 0] == 0).all()), "packing needs (N, T) items starting with 0"
+        lengths = self.extent[ix].tolist()
+        free, row_of, col_of = [], [], []
+        for n in lengths:
+            r = next((r for r, f in enumerate(free) if f >= n), len(free))
+            if r == len(free):
+                free.append(self.block_size)
+            row_of.append(r)
+            col_of.append(self.block_size - free[r])
+            free[r] -= n
+        n = torch.tensor(lengths, device=ix.device)
+        offset = torch.arange(int(n.sum()), device=ix.device) - torch.repeat_interleave(n.cumsum(0) - n, n)
+        item = torch.repeat_interleave(ix, n)
+        row = torch.repeat_interleave(torch.tensor(row_of, device=ix.device), n)
+        col = torch.repeat_interleave(torch.tensor(col_of, device=ix.device), n) + offset
+        t = self.block_size - min(free)
+        x = self.x.new_zeros(len(free), t)
+        y = self.y.new_full((len(free), t), -1)
+        x[row, col], y[row, col] = self.x[item, offset], self.y[item, offset]
+        return x, y
 
     def batches(self, batch_size: int):
         """Every item once, in order (evaluation)."""

@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlabs.spine.errors import UserError
+
 
 @dataclass
 class ModelConfig:
@@ -33,6 +35,7 @@ class ModelConfig:
     batchnorm: bool = False  # MLP: BatchNorm before each tanh
     init: str = "scaled"  # MLP init: 'naive' (N(0,1) weights) | 'scaled' (tanh gain / sqrt(fan_in)) | 'torch'
     dropout: float = 0.0
+    packed: bool = False  # train on packed rows: several items per row, token 0 starts each (transformer, bigram)
 
 
 class LanguageModel(nn.Module):
@@ -161,11 +164,12 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.proj = nn.Linear(config.n_embd, config.n_embd)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        # softmax(q k^T / sqrt(d)) v over the causal prefix, fused (no T x T mask tensor in Python)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        # softmax(q k^T / sqrt(d)) v over the causal prefix, fused (no T x T mask tensor in Python), or over
+        # the causal prefix inside one item when rows are packed (`mask`, from item_layout)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -198,8 +202,8 @@ class Block(nn.Module):
         self.ffn = ffn
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        x = x + self.drop(self.attn(self.ln1(x)))
+    def forward(self, x, mask=None):
+        x = x + self.drop(self.attn(self.ln1(x), mask))
         return x + self.ffn(self.ln2(x))
 
 
@@ -228,23 +232,40 @@ class Transformer(LanguageModel):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
-    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+    def run_blocks(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Extension point 2: how the residual stream flows through the blocks."""
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         return x
 
-    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+    def embed(self, idx: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """Token + position embeddings: the residual stream before the first block."""
-        return self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
+        if positions is None:
+            positions = torch.arange(idx.size(1), device=idx.device)
+        return self.wte(idx) + self.wpe(positions)
 
     def forward(self, idx, targets=None):
-        x = self.run_blocks(self.drop(self.embed(idx)))
+        positions, mask = item_layout(idx) if self.config.packed else (None, None)
+        x = self.run_blocks(self.drop(self.embed(idx, positions)), mask)
         return self.finish(self.lm_head(self.ln_f(x)), targets)
+
+
+def item_layout(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For packed rows, where token 0 starts each item: every token's position inside its item (B, T), and
+    the attention mask (B, 1, T, T) that keeps attention causal and inside one item. A row holding one
+    item gets the usual positions and causal mask, so packing changes no item's computation (tested)."""
+    t = torch.arange(idx.size(1), device=idx.device)
+    start = torch.where(idx == 0, t, 0).cummax(dim=1).values  # where the item containing t began
+    item = (idx == 0).cumsum(dim=1)
+    mask = (item[:, :, None] == item[:, None, :]) & (t[:, None] >= t[None, :])
+    return t - start, mask[:, None]
 
 
 MODELS = {"bigram": Bigram, "mlp": MLP, "transformer": Transformer}
 
 
 def build_model(kind: str, config: ModelConfig) -> LanguageModel:
+    if config.packed and kind != "transformer":
+        raise UserError(f"--packed needs item boundaries inside a row; the {kind} model does not keep them "
+                        "(its context would cross from one item into the next): use it with --type transformer")
     return MODELS[kind](config)

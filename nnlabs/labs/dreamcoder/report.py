@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
@@ -34,6 +35,31 @@ def load(out: Path) -> dict:
 def series(run: dict, split: str, key: str):
     rows = [m for m in run["metrics"] if m["split"] == split]
     return [m["step"] for m in rows], [m[key] for m in rows]
+
+
+def held_out_solved(run: dict) -> set[str]:
+    """Names of the held-out tasks a run's last wake solved (no_learning has one wake, of held-out tasks only)."""
+    a = run["analysis"]
+    wake = a["cycles"][-1]["wake"] if "cycles" in a else [{**r, "split": "test"} for r in a["wake"]]
+    return {r["name"] for r in wake if r["split"] == "test" and r["solved"]}
+
+
+def mcnemar(a: set[str], b: set[str]) -> tuple[int, int, float]:
+    """Exact McNemar test on the same tasks: only_a, only_b (the discordant tasks) and the two-sided p of
+    seeing a split at least this uneven if either run were equally likely to be the one that solves a
+    discordant task: p = min(1, 2 * P[Binomial(only_a + only_b, 1/2) <= min(only_a, only_b)])."""
+    only_a, only_b = len(a - b), len(b - a)
+    n, k = only_a + only_b, min(only_a, only_b)
+    return only_a, only_b, min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def paired_verdict(a: set[str], b: set[str], better: str, worse: str) -> str:
+    """One sentence: did run A solve more held-out tasks than run B beyond what chance would give?"""
+    only_a, only_b, p = mcnemar(a, b)
+    test = f"{only_a} tasks solved only with it, {only_b} only without; exact McNemar p = {p:.2f}"
+    if p < 0.05:
+        return f"{better if only_a > only_b else worse} ({test})."
+    return f"the difference is within noise at this scale ({test})."
 
 
 def before_after(analysis: dict):
@@ -174,7 +200,9 @@ def write_report(out: Path, runs: dict, ba) -> None:
             verdicts.append(f"After learning, the final wake solves {last['solved']}/{last['n_tasks']} held-out tasks "
                             f"({fmt_pct(last['solved_frac'])}) with one cycle's budget, against {nl['solved']}/"
                             f"{nl['n_tasks']} ({fmt_pct(nl['solved_frac'])}) for the base DSL given all "
-                            f"{cfg['cycles']} cycles' budget at once: {diff} more task(s).")
+                            f"{cfg['cycles']} cycles' budget at once: {diff} more task(s); "
+                            + paired_verdict(held_out_solved(full), held_out_solved(runs["no_learning"]),
+                                             "learning clearly helped", "learning hurt"))
         else:
             verdicts.append(f"The target was **not** met at this budget: the final wake solves {last['solved']}/"
                             f"{last['n_tasks']} held-out tasks, the base DSL with the same total budget "
@@ -189,9 +217,8 @@ def write_report(out: Path, runs: dict, ba) -> None:
             nr = [m for m in runs["no_recognition"]["metrics"] if m["split"] == "test"][-1]
             verdicts.append(f"Without the recognition model the last wake solves {nr['solved']}/{nr['n_tasks']} "
                             f"held-out tasks (with it: {last['solved']}/{last['n_tasks']}); "
-                            + ("the recognition model helped." if last["solved"] > nr["solved"] else
-                               "the recognition model did **not** help at this scale." if last["solved"] < nr["solved"]
-                               else "no difference at this scale."))
+                            + paired_verdict(held_out_solved(full), held_out_solved(runs["no_recognition"]),
+                                             "the recognition model helped", "the recognition model hurt"))
         if len([m for m in full["metrics"] if m["split"] == "test"]) > 1:
             verdicts.append(f"Search cost per solved held-out task went from {first['tried_per_solved']} programs "
                             f"(cycle 1, base DSL) to {last['tried_per_solved']} (cycle {last['step']}); "
