@@ -7,12 +7,14 @@
       word on access, AdamW(betas=(0.9, 0.99), eps=1e-8) on every parameter. Rounds alternate between
       the two so that load from other processes hits both alike; the median round is reported.
   (b) `nnlabs train --type transformer` recipes: test loss against training wall time. The default
-      recipe: time to test loss <= 2.00 (target 60 s). The five-minute recipe (a wider model trained
-      on packed rows, `FIVE_MINUTE` below): time to <= 1.92 (target 5 min). `--quick` stops each
-      recipe at its target.
+      recipe: time to test loss <= 2.00 (target 60 s), and the same with one item per row
+      (`--no-packed`) beside it. The five-minute recipe (a wider model, `FIVE_MINUTE` below): time to
+      <= 1.92 (target 5 min). `--quick` stops each recipe at its target.
   (c) peak RSS of those training runs (subprocesses; resource.getrusage(RUSAGE_CHILDREN).ru_maxrss).
+  (d) steps/s with packed rows vs one item per row, at the five-minute recipe's model.
 
     python benchmarks/bench_spine.py [--quick] [--rounds 3] [--steps 200] [--recipes default,five-minute]
+    (recipes: default, default-unpacked, five-minute; all three by default)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from nnlabs.spine.models import ModelConfig, Transformer
 from nnlabs.spine.train import TrainConfig, train
 
 MAKEMORE = dict(n_layer=4, n_head=4, n_embd=64, batch_size=32, learning_rate=5e-4, weight_decay=0.01)
-FIVE_MINUTE = ["--n-embd", "128", "--dropout", "0.1", "-l", "2e-3", "--max-steps", "7500", "--packed"]
+FIVE_MINUTE = ["--n-embd", "96", "--dropout", "0.1", "-l", "3e-3", "--max-steps", "10000"]
 
 # -----------------------------------------------------------------------------
 # the baseline: makemore's design, in our words
@@ -139,14 +141,17 @@ def baseline_steps_per_s(data, steps: int, seed: int) -> tuple[float, float, flo
     return steps / dt, tokens / dt, steps / (time.process_time() - c0)
 
 
-def ours_steps_per_s(data, steps: int, seed: int, work: Path) -> tuple[float, float, float]:
-    """Our trainer, as `nnlabs train` runs it, at makemore's hyperparameters (constant lr, no clipping).
-    wall_s in the metrics excludes evaluation, so the last record times steps 1..steps. The CPU time is
-    of the whole call (two evaluations and checkpoints included: it slightly favours the baseline)."""
+def ours_steps_per_s(data, steps: int, seed: int, work: Path, n_embd: int = MAKEMORE["n_embd"],
+                     batch_size: int = MAKEMORE["batch_size"], dropout: float = 0.0,
+                     packed: bool = False) -> tuple[float, float, float]:
+    """Our trainer, as `nnlabs train` runs it, at makemore's hyperparameters (constant lr, no clipping)
+    unless told otherwise. wall_s in the metrics excludes evaluation, so the last record times steps
+    1..steps. The CPU time is of the whole call (two evaluations and checkpoints included: it slightly
+    favours the baseline)."""
     torch.manual_seed(seed)
     cfg = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size, n_layer=MAKEMORE["n_layer"],
-                      n_head=MAKEMORE["n_head"], n_embd=MAKEMORE["n_embd"])
-    tcfg = TrainConfig(max_steps=steps + 1, batch_size=MAKEMORE["batch_size"], learning_rate=MAKEMORE["learning_rate"],
+                      n_head=MAKEMORE["n_head"], n_embd=n_embd, dropout=dropout, packed=packed)
+    tcfg = TrainConfig(max_steps=steps + 1, batch_size=batch_size, learning_rate=MAKEMORE["learning_rate"],
                        weight_decay=MAKEMORE["weight_decay"], warmup_steps=0, min_lr_frac=1.0, grad_clip=0.0,
                        eval_interval=10**9, eval_train_items=1, seed=seed, device="cpu")
     c0 = time.process_time()
@@ -173,10 +178,27 @@ def bench_step(data, steps: int, rounds: int) -> None:
     print(f"    ratio nnlabs / makemore-style: {os_ / bs:.2f}x steps/s, {oc / bc:.2f}x steps/CPU-s (target >= 1.5x)")
 
 
-# (b)'s two recipes. One cosine schedule cannot be both: the default decays within a minute, and the
-# five-minute recipe's larger model is still at a high learning rate (test loss ~2.14) at 60 s.
+def bench_packing(data, steps: int, rounds: int) -> None:
+    """(d) what --packed buys: the five-minute recipe's model, steps/s with one item per row vs packed
+    rows (the same 64 items, loss and gradients per step: tests/test_spine.py)."""
+    print(f"\n(d) packed rows vs one item per row: n_embd 96, dropout 0.1, batch 64 items, {steps} timed steps x "
+          f"{rounds} alternating rounds")
+    rates = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for packed in (False, True):
+                rates[packed].append(ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"p{r}{packed}",
+                                                      n_embd=96, batch_size=64, dropout=0.1, packed=packed)[0])
+    one, pack = (statistics.median(rates[k]) for k in (False, True))
+    print(f"    one item per row (cut after the longest): {one:6.1f} steps/s")
+    print(f"    packed rows:                              {pack:6.1f} steps/s   ratio {pack / one:.2f}x")
+
+
+# (b)'s two recipes. One cosine schedule cannot be both: the default decays within a minute, while at 60 s
+# the five-minute recipe's wider model is still at a high learning rate and far above 2.00 (its curve shows).
 RECIPES = {
     "default": {"flags": [], "target": (2.00, 60)},
+    "default-unpacked": {"flags": ["--no-packed"], "target": (2.00, 60)},
     "five-minute": {"flags": FIVE_MINUTE, "target": (1.92, 300)},
 }
 
@@ -187,8 +209,9 @@ def bench_recipe(name: str, quick: bool, eval_interval: int, threads: int) -> No
     d, m = TrainConfig(), ModelConfig()
     print(f"\n(b) {name} recipe `nnlabs train --type transformer {' '.join(flags)}`"
           + (f" on top of the defaults: n_layer {m.n_layer}, n_head {m.n_head}, n_embd {m.n_embd}, dropout "
-             f"{m.dropout}; batch {d.batch_size}, lr {d.learning_rate}, warmup {d.warmup_steps}, cosine to "
-             f"{d.min_lr_frac}x over {d.max_steps} steps, wd {d.weight_decay}, clip {d.grad_clip}" if not flags else "")
+             f"{m.dropout}, packed rows; batch {d.batch_size}, lr {d.learning_rate}, warmup {d.warmup_steps}, "
+             f"cosine to {d.min_lr_frac}x over {d.max_steps} steps, wd {d.weight_decay}, clip {d.grad_clip}"
+             if not flags else "")
           + f"; test loss every {eval_interval} steps" + (f" (--quick: stop at <= {target:.2f})" * quick))
     with tempfile.TemporaryDirectory() as tmp:
         metrics = Path(tmp) / "metrics.jsonl"
@@ -241,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=200, help="(a): timed steps per round")
     p.add_argument("--eval-interval", type=int, default=100, help="(b): steps between test evaluations")
-    p.add_argument("--skip-recipe", action="store_true", help="only (a)")
+    p.add_argument("--skip-recipe", action="store_true", help="only (a) and (d)")
     p.add_argument("--recipes", default=",".join(RECIPES), help=f"(b): comma-separated, from {', '.join(RECIPES)}")
     p.add_argument("--threads", type=int, default=0, help="torch threads for (a) and (b); 0 = PyTorch's default. "
                    "On a shared machine use 1: two spinning OpenMP threads collapse when other jobs hold the cores")
@@ -256,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in RECIPES:
             p.error(f"--recipes: unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
         bench_recipe(name, a.quick, a.eval_interval, a.threads)
+    bench_packing(data, a.steps, a.rounds)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -64,7 +64,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=-1, help="sample from the top k tokens only (-1: all)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--num-samples", type=int, default=20)
-    add_dataclass_flags(p, ModelConfig, skip=("vocab_size", "block_size"))
+    add_dataclass_flags(p, ModelConfig, skip=("vocab_size", "block_size", "packed"))
+    p.add_argument("--packed", action=argparse.BooleanOptionalAction, default=None,
+                   help="lay each batch's items end to end in rows: the same loss and gradients from fewer "
+                   "positions (docs/design.md). Default: on for the transformer, off for the others")
     p.add_argument("--block-size", type=int, default=None, help="default: longest item + 1")
     add_dataclass_flags(p, TrainConfig)
     return p
@@ -102,6 +105,8 @@ def cmd_train(argv: list[str]) -> int:
             raise UserError(f"--resume: {work_dir} holds a {saved.get('type')} run on {saved.get('input_file')}; "
                             "pass the same --type and -i, or a new -o")
     data = create_datasets(args.input_file, args.block_size)
+    if args.packed is None:
+        args.packed = args.type == "transformer"
     mcfg = fields_from(argparse.Namespace(**{**vars(args), "vocab_size": len(data.vocab),
                                              "block_size": data.block_size}), ModelConfig)
     tcfg = fields_from(args, TrainConfig)

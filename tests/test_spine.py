@@ -108,11 +108,11 @@ def test_transformer_macs_are_counted_from_shapes():
 # ----------------------------------------------------------------------------- trainer
 
 
-def _tiny_run(tmp_path, corpus, name, max_steps=40, **kw):
+def _tiny_run(tmp_path, corpus, name, max_steps=40, packed=False, **kw):
     data = create_datasets(corpus)
     torch.manual_seed(1)
     model = build_model("transformer", ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size,
-                                                   n_layer=1, n_head=2, n_embd=16, dropout=0.1))
+                                                   n_layer=1, n_head=2, n_embd=16, dropout=0.1, packed=packed))
     cfg = TrainConfig(max_steps=max_steps, eval_interval=10, batch_size=8, warmup_steps=5, seed=7)
     train(model, data.train, data.test, cfg, tmp_path / name, progress=False, **kw)
     return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
@@ -122,12 +122,15 @@ def _strip_wall(records):
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
 
 
-def test_same_seed_same_metrics(tmp_path, tiny_corpus):
-    assert _strip_wall(_tiny_run(tmp_path, tiny_corpus, "a")) == _strip_wall(_tiny_run(tmp_path, tiny_corpus, "b"))
+@pytest.mark.parametrize("packed", [False, True])
+def test_same_seed_same_metrics(tmp_path, tiny_corpus, packed):
+    a, b = (_strip_wall(_tiny_run(tmp_path, tiny_corpus, name, packed=packed)) for name in "ab")
+    assert a == b
 
 
-def test_resume_continues_the_same_trajectory(tmp_path, tiny_corpus, monkeypatch):
-    full = _tiny_run(tmp_path, tiny_corpus, "full")
+@pytest.mark.parametrize("packed", [False, True])
+def test_resume_continues_the_same_trajectory(tmp_path, tiny_corpus, monkeypatch, packed):
+    full = _tiny_run(tmp_path, tiny_corpus, "full", packed=packed)
 
     # interrupt "cut" just after the step-20 checkpoint, mid-way to the next evaluation
     import nnlabs.spine.train as trainer
@@ -142,10 +145,10 @@ def test_resume_continues_the_same_trajectory(tmp_path, tiny_corpus, monkeypatch
 
     monkeypatch.setattr(SequenceData, "batch", dying_batch)
     with pytest.raises(KeyboardInterrupt):
-        _tiny_run(tmp_path, tiny_corpus, "cut")
+        _tiny_run(tmp_path, tiny_corpus, "cut", packed=packed)
     monkeypatch.setattr(SequenceData, "batch", real_batch)
     assert trainer.torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"] == 20
-    resumed = _tiny_run(tmp_path, tiny_corpus, "cut", resume=True)
+    resumed = _tiny_run(tmp_path, tiny_corpus, "cut", packed=packed, resume=True)
     assert _strip_wall(resumed) == _strip_wall(full)
 
 
@@ -176,6 +179,7 @@ def test_cli_train_resume_and_sample(tmp_path, tiny_corpus, capsys):
     assert cli(args) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["max_steps"] == 30 and config["model"]["n_layer"] == 1
+    assert config["model"]["packed"]  # the transformer's default; the MLP's is off (test_cli_rejects_bad_flags)
     samples = (out / "samples.txt").read_text().splitlines()
     assert {line.split("\t")[0] for line in samples} == {"0", "10", "20", "29"}
     assert cli(args[:-6] + ["--max-steps", "40", "--eval-interval", "10", "-b", "8", "--resume"]) == 0
@@ -191,6 +195,9 @@ def test_cli_rejects_bad_flags(tmp_path, tiny_corpus):
         cli(["train", "--type", "lstm"])
     assert cli(["train", "-i", str(tiny_corpus), "-o", str(tmp_path), "--max-steps", "0"]) == 2
     assert cli(["frobnicate"]) == 2
+    mlp = ["train", "-i", str(tiny_corpus), "-o", str(tmp_path / "mlp"), "--type", "mlp", "--max-steps", "2"]
+    assert cli(mlp + ["--packed"]) == 2  # its window would cross items
+    assert cli(mlp) == 0 and not json.loads((tmp_path / "mlp" / "config.json").read_text())["model"]["packed"]
 
 
 def test_batches_are_cut_after_their_longest_item_without_changing_loss_or_gradients():
