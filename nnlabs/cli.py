@@ -105,8 +105,10 @@ def cmd_train(argv: list[str]) -> int:
             raise UserError(f"--resume: {work_dir} holds a {saved.get('type')} run on {saved.get('input_file')}; "
                             "pass the same --type and -i, or a new -o")
     data = create_datasets(args.input_file, args.block_size)
-    if args.packed is None:
-        args.packed = args.type == "transformer"
+    if args.packed is None:  # a resumed run keeps its layout (runs from before packing have none: unpacked)
+        resumed = args.resume and (work_dir / "config.json").exists()
+        args.packed = (json.loads((work_dir / "config.json").read_text())["model"].get("packed", False) if resumed
+                       else args.type == "transformer")
     mcfg = fields_from(argparse.Namespace(**{**vars(args), "vocab_size": len(data.vocab),
                                              "block_size": data.block_size}), ModelConfig)
     tcfg = fields_from(args, TrainConfig)
