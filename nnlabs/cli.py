@@ -91,7 +91,7 @@ def load_run(work_dir: Path):
 
 def cmd_train(argv: list[str]) -> int:
     from nnlabs.spine.data import create_datasets
-    from nnlabs.spine.models import ModelConfig, build_model
+    from nnlabs.spine.models import PACKABLE, ModelConfig, build_model
     from nnlabs.spine.sample import NAMES_PROMPTS, sample_prompts
     from nnlabs.spine.train import TrainConfig, train
 
@@ -99,16 +99,14 @@ def cmd_train(argv: list[str]) -> int:
     work_dir = Path(args.work_dir)
     if args.sample_only:
         return print_samples(work_dir, args.num_samples, args.top_k, args.temperature)
-    if args.resume and (work_dir / "config.json").exists():
-        saved = json.loads((work_dir / "config.json").read_text())
-        if saved.get("type") != args.type or saved.get("input_file") != args.input_file:
-            raise UserError(f"--resume: {work_dir} holds a {saved.get('type')} run on {saved.get('input_file')}; "
-                            "pass the same --type and -i, or a new -o")
+    saved = json.loads((work_dir / "config.json").read_text()) if args.resume and (
+        work_dir / "config.json").exists() else None
+    if saved and (saved.get("type") != args.type or saved.get("input_file") != args.input_file):
+        raise UserError(f"--resume: {work_dir} holds a {saved.get('type')} run on {saved.get('input_file')}; "
+                        "pass the same --type and -i, or a new -o")
     data = create_datasets(args.input_file, args.block_size)
     if args.packed is None:  # a resumed run keeps its layout (runs from before packing have none: unpacked)
-        resumed = args.resume and (work_dir / "config.json").exists()
-        args.packed = (json.loads((work_dir / "config.json").read_text())["model"].get("packed", False) if resumed
-                       else args.type == "transformer")
+        args.packed = saved["model"].get("packed", False) if saved else args.type in PACKABLE
     mcfg = fields_from(argparse.Namespace(**{**vars(args), "vocab_size": len(data.vocab),
                                              "block_size": data.block_size}), ModelConfig)
     tcfg = fields_from(args, TrainConfig)

@@ -243,7 +243,7 @@ def test_packed_rows_hold_every_item_intact_in_fewer_positions():
     assert sorted(found) == sorted(words[i] for i in ix.tolist())
 
 
-def test_a_packed_batch_has_the_same_loss_and_gradients_as_one_item_per_row():
+def test_a_packed_batch_has_the_same_loss_and_gradients_as_one_item_per_row(tmp_path):
     v = Vocab("abcdef")
     data = encode_words(["ab", "abc", "fedcbaab", "f", "cab", "dd", "e"], v, 10)
     ix = torch.tensor([2, 0, 1, 3, 4, 5, 6, 1])
@@ -261,6 +261,10 @@ def test_a_packed_batch_has_the_same_loss_and_gradients_as_one_item_per_row():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(UserError, match="--packed"):
         build_model("mlp", ModelConfig(vocab_size=len(v), packed=True))
+    no_start = data.x.clone()
+    no_start[:, 0] = 1  # items that do not start with token 0 cannot be told apart inside a row
+    with pytest.raises(UserError, match="start with token 0"):
+        train(packed, SequenceData(no_start, data.y), data, TrainConfig(max_steps=1), tmp_path, progress=False)
 
 
 def test_cli_lab_diff_and_report_errors_are_clear(tmp_path, capsys):

@@ -183,12 +183,15 @@ class SequenceData:
         t = max(1, int(self.extent[ix].max()))
         return self.x[ix, ..., :t], self.y[ix, ..., :t]
 
+    def packable(self) -> bool:
+        """Packing needs (N, T) items that each start with the start token 0 (checked once, not per batch)."""
+        return self.x.dim() == 2 and bool((self.x[:, 0] == 0).all())
+
     def pack(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Items `ix` laid end to end in rows of block_size (first fit, in draw order). Names fill ~7 of 16
         positions, so one-item rows are ~40 % padding; packed, the same items and targets need ~35 % fewer
         positions. Each item keeps its leading start token (0), which is how a packed model
         (`spine.models.item_layout`) restarts positions and keeps attention inside the item."""
-        assert self.x.dim() == 2 and bool((self.x[ix, 0] == 0).all()), "packing needs (N, T) items starting with 0"
         lengths = self.extent[ix].tolist()
         free, row_of, col_of = [], [], []
         for n in lengths:

@@ -263,10 +263,11 @@ def item_layout(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 MODELS = {"bigram": Bigram, "mlp": MLP, "transformer": Transformer}
+PACKABLE = ("transformer",)  # the models that keep items apart inside a packed row (item_layout)
 
 
 def build_model(kind: str, config: ModelConfig) -> LanguageModel:
-    if config.packed and kind != "transformer":
+    if config.packed and kind not in PACKABLE:
         raise UserError(f"--packed needs item boundaries inside a row; the {kind} model does not keep them "
                         "(its context would cross from one item into the next): use it with --type transformer")
     return MODELS[kind](config)

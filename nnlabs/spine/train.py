@@ -146,6 +146,9 @@ def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_ev
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, disable=not show,
                desc=work_dir.name, dynamic_ncols=True, leave=False)
     packed = getattr(getattr(model, "config", None), "packed", False)  # the model keeps items apart in a row
+    if packed and not train_data.packable():
+        raise UserError("packed rows need (N, T) items that each start with token 0; this data set has other "
+                        "rows: train with --no-packed")
     model.train()
     t0 = time.perf_counter() - wall
     new_tokens = 0
