@@ -43,8 +43,7 @@ from nnlabs.spine.train import TrainConfig, train, write_json
 
 CALL, NO, RESULT, ANSWER = "<CALL_TOOL>", "<NO_TOOL>", "<RESULT>", "<ANSWER>"
 CHARS = "0123456789abcdefghijklmnopqrstuvwxyz+-*^()=?"  # fixed: any tool output or error must encode
-KINDS = ("memorizable", "needs_tool")
-FAMILIES = ("small_arith", "famous_key", "large_arith", "mid_arith", "rare_key", "unseen_key", "near_miss_key")
+KINDS, FAMILIES = suite.KINDS, tuple(suite.FAMILIES)
 MAX_OUT = 32  # characters of tool output spliced into the context
 
 
@@ -150,10 +149,7 @@ class ToolUser(Transformer):
         if pairs is not None:  # both branches of a query run as two rows of one batch
             idx = idx.flatten(0, 1)
             targets = targets.flatten(0, 1) if targets is not None else None
-        T = idx.size(1)
-        pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        x = self.run_blocks(x)
+        x = self.run_blocks(self.drop(self.embed(idx)))
         logits = self.lm_head(self.ln_f(x))
         self.policy(logits, pairs, targets)  # the decision's price-aware loss (on training pairs only)
         return self.finish(logits, targets)
@@ -207,15 +203,20 @@ def read_trace(vocab: Vocab, tokens: list[int]) -> dict:
 # measuring: decisions, answers with and without tools, compute
 
 
+def by_length(queries: list[str]) -> list[list[int]]:
+    """Indices of the queries grouped by length: each group is one unpadded batch."""
+    groups: dict[int, list[int]] = {}
+    for i, q in enumerate(queries):
+        groups.setdefault(len(q), []).append(i)
+    return list(groups.values())
+
+
 @torch.no_grad()
 def call_probs(model: ToolUser, vocab: Vocab, queries: list[str]) -> list[float]:
     """π = P(CALL)/(P(CALL)+P(NO)) after each query; prompts of one length are batched."""
     model.eval()
     out = [0.0] * len(queries)
-    by_len: dict[int, list[int]] = {}
-    for i, q in enumerate(queries):
-        by_len.setdefault(len(q), []).append(i)
-    for idxs in by_len.values():
+    for idxs in by_length(queries):
         x = torch.tensor([[0] + vocab.encode(queries[i]) for i in idxs])
         logp = F.log_softmax(model(x)[0][:, -1], dim=-1)
         pi = torch.sigmoid(logp[:, model.policy.call_id] - logp[:, model.policy.no_id])
@@ -230,10 +231,7 @@ def answer_all(model: ToolUser, vocab: Vocab, table: dict, queries: list[str], d
     token = vocab.stoi[NO if decision == "direct" else CALL]
     T = model.config.block_size
     out: list[dict] = [{} for _ in queries]
-    by_len: dict[int, list[int]] = {}
-    for i, q in enumerate(queries):
-        by_len.setdefault(len(q), []).append(i)
-    for idxs in by_len.values():
+    for idxs in by_length(queries):
         for k in range(0, len(idxs), batch):
             chunk = idxs[k:k + batch]
             prompt = torch.tensor([[0] + vocab.encode(queries[i]) + [token] for i in chunk])
@@ -709,7 +707,7 @@ def write_report(out: Path, runs, dream, rows, mod) -> None:
         s = mod["modes"]["learned"].get(f)
         if s is None:
             continue
-        kind = "memorizable" if f in ("small_arith", "famous_key") else "needs-tool"
+        kind = suite.FAMILIES[f].replace("_", "-")
         d = dream["modes"]["learned"][f] if dream else None
         extra = f" {pct(d['call_rate'])} | {pct(d['accuracy'])} |" if d else ""
         lines.append(f"| {f} | {kind} | {pct(s['call_rate'])} | {pct(s['accuracy'])} |{extra}")

@@ -25,6 +25,12 @@ NAME = "tool_suite"
 VERSION = 1
 HEADER = "kind\tfamily\ttool\tquery\tanswer\tcall\toutput"
 
+# Every query family and its kind, in the order reports list them.
+FAMILIES = {"small_arith": "memorizable", "famous_key": "memorizable", "large_arith": "needs_tool",
+            "mid_arith": "needs_tool", "rare_key": "needs_tool", "unseen_key": "needs_tool",
+            "near_miss_key": "needs_tool"}
+KINDS = ("memorizable", "needs_tool")
+
 # Declared cost of one call, in MAC-equivalents. An arithmetic call is charged like ~20 tokens of a
 # 100k-MAC/token model, a table lookup half that: fixed prices, so the accounting never depends on a clock.
 COST = {"calc": 2_000_000, "lookup": 1_000_000}
@@ -217,15 +223,15 @@ def near_miss(rng: random.Random, name: str, taken: dict) -> str:
             return cand
 
 
-def arith_row(kind: str, family: str, a: int, op: str, b: int) -> str:
+def arith_row(family: str, a: int, op: str, b: int) -> str:
     expr = f"{a}{op}{b}"
     out = calc(expr)
-    return f"{kind}\t{family}\tcalc\t{expr}=\t{out}\tcalc({expr})\t{out}"
+    return f"{FAMILIES[family]}\t{family}\tcalc\t{expr}=\t{out}\tcalc({expr})\t{out}"
 
 
-def lookup_row(kind: str, family: str, key: str, table: dict[str, str]) -> str:
+def lookup_row(family: str, key: str, table: dict[str, str]) -> str:
     out = lookup(key, table)
-    return f"{kind}\t{family}\tlookup\t{key}?\t{out}\tlookup({key})\t{out}"
+    return f"{FAMILIES[family]}\t{family}\tlookup\t{key}?\t{out}\tlookup({key})\t{out}"
 
 
 def large_arith(rng: random.Random) -> tuple[int, str, int]:
@@ -265,23 +271,23 @@ def build(seed: int, n_famous: int = 20, famous_repeats: int = 20, small_repeats
                 return q
 
     small = [(a, op, b) for op in "+*" for a in range(10) for b in range(10)]
-    train = [arith_row("memorizable", "small_arith", *q) for q in small for _ in range(small_repeats)]
-    train += [lookup_row("memorizable", "famous_key", k, table) for k in famous
+    train = [arith_row("small_arith", *q) for q in small for _ in range(small_repeats)]
+    train += [lookup_row("famous_key", k, table) for k in famous
               for _ in range(famous_repeats)]
-    train += [arith_row("needs_tool", "large_arith", *fresh(large_arith)) for _ in range(n_large_train)]
-    train += [lookup_row("needs_tool", "rare_key", k, table) for k in rare]
+    train += [arith_row("large_arith", *fresh(large_arith)) for _ in range(n_large_train)]
+    train += [lookup_row("rare_key", k, table) for k in rare]
     rng.shuffle(train)
 
     def eval_split(part: int) -> list[str]:
         """Each family of the test/val set; part 0 = val, 1 = test (disjoint unseen and near-miss keys)."""
         n = n_eval
-        rows = [arith_row("memorizable", "small_arith", *q) for q in rng.sample(small, min(n, len(small)))]
-        rows += [lookup_row("memorizable", "famous_key", k, table) for k in famous]
-        rows += [arith_row("needs_tool", "large_arith", *fresh(large_arith)) for _ in range(n)]
-        rows += [arith_row("needs_tool", "mid_arith", *fresh(mid_arith)) for _ in range(n // 2)]
-        rows += [lookup_row("needs_tool", "rare_key", k, table) for k in rng.sample(rare, n // 2)]
-        rows += [lookup_row("needs_tool", "unseen_key", k, table) for k in unseen[part * n:(part + 1) * n]]
-        rows += [lookup_row("needs_tool", "near_miss_key", k, table)
+        rows = [arith_row("small_arith", *q) for q in rng.sample(small, min(n, len(small)))]
+        rows += [lookup_row("famous_key", k, table) for k in famous]
+        rows += [arith_row("large_arith", *fresh(large_arith)) for _ in range(n)]
+        rows += [arith_row("mid_arith", *fresh(mid_arith)) for _ in range(n // 2)]
+        rows += [lookup_row("rare_key", k, table) for k in rng.sample(rare, n // 2)]
+        rows += [lookup_row("unseen_key", k, table) for k in unseen[part * n:(part + 1) * n]]
+        rows += [lookup_row("near_miss_key", k, table)
                  for k in misses[part * n_famous:(part + 1) * n_famous]]
         return rows
 
