@@ -163,47 +163,56 @@ def ours_steps_per_s(data, steps: int, seed: int, work: Path, n_embd: int = MAKE
     return steps / dt, (last["tokens"] - first["tokens"]) / dt, (steps + 1) / cpu
 
 
+def alternate(rounds: int, contenders: dict) -> dict[str, list[tuple[float, float, float]]]:
+    """Each contender (name -> fn(round) -> (steps/s, tokens/s, steps/CPU-s)) once per round, back to back,
+    so that load from other processes and the machine's drift hit all of them alike."""
+    results: dict[str, list] = {name: [] for name in contenders}
+    for r in range(rounds):
+        for name, fn in contenders.items():
+            results[name].append(fn(r))
+        print(f"    round {r + 1}: " + "   ".join(f"{name} {v[-1][0]:6.1f}" for name, v in results.items())
+              + " steps/s")
+    return results
+
+
+def paired_ratio(ours: list, base: list, i: int = 0) -> float:
+    """Median over rounds of ours / base measured in the same round: it cancels the drift between rounds
+    (this VM's speed moves by +-15 % over minutes)."""
+    return statistics.median(o[i] / b[i] for o, b in zip(ours, base))
+
+
 def bench_step(data, steps: int, rounds: int) -> None:
     print(f"(a) training step at makemore's transformer config: {MAKEMORE}, block size {data.block_size}, "
           f"{torch.get_num_threads()} torch threads, {steps} timed steps x {rounds} alternating rounds")
-    runs: dict[str, list] = {"makemore-style baseline": [], "nnlabs, one item per row": [],
-                             "nnlabs, packed rows (default)": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            base, one, packed = runs.values()
-            base.append(baseline_steps_per_s(data, steps, seed=r))
-            one.append(ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"r{r}"))
-            packed.append(ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"p{r}", packed=True))
-            print(f"    round {r + 1}: " + "   ".join(f"{name} {v[-1][0]:6.1f}" for name, v in runs.items())
-                  + " steps/s")
+        runs = alternate(rounds, {
+            "makemore-style baseline": lambda r: baseline_steps_per_s(data, steps, seed=r),
+            "nnlabs, one item per row": lambda r: ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"r{r}"),
+            "nnlabs, packed rows (default)": lambda r: ours_steps_per_s(data, steps, seed=r,
+                                                                        work=Path(tmp) / f"p{r}", packed=True)})
     print("    (median round; steps per CPU-second = steps / process CPU time: robust to other load when threads = 1)")
     for name, v in runs.items():
         s, t, c = (statistics.median(x[i] for x in v) for i in range(3))
         print(f"    {name:30s} {s:7.1f} steps/s {t:9.0f} tokens/s {c:7.1f} steps/CPU-s")
-    base = runs["makemore-style baseline"]
-    for name, v in list(runs.items())[1:]:
-        # each round times the baseline and ours back to back, so a per-round ratio cancels the machine's
-        # drift between rounds (this VM's speed moves by +-15 % over minutes); the median of those is reported
-        ratio = statistics.median(o[0] / b[0] for o, b in zip(v, base))
-        cpu = statistics.median(o[2] / b[2] for o, b in zip(v, base))
-        print(f"    ratio {name} / baseline: {ratio:.2f}x steps/s, {cpu:.2f}x steps/CPU-s "
-              "(median of per-round ratios; target >= 1.5x)")
+    base = runs.pop("makemore-style baseline")
+    for name, v in runs.items():
+        print(f"    ratio {name} / baseline: {paired_ratio(v, base):.2f}x steps/s, {paired_ratio(v, base, 2):.2f}x "
+              "steps/CPU-s (median of per-round ratios; target >= 1.5x)")
 
 
 def bench_packing(data, steps: int, rounds: int) -> None:
-    """(d) what --packed buys: the five-minute recipe's model, steps/s with one item per row vs packed
+    """(d) what packing buys: the five-minute recipe's model, steps/s with one item per row vs packed
     rows (the same 64 items, loss and gradients per step: tests/test_spine.py)."""
     print(f"\n(d) packed rows vs one item per row: n_embd 96, dropout 0.1, batch 64 items, {steps} timed steps x "
           f"{rounds} alternating rounds")
-    rates = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for packed in (False, True):
-                rates[packed].append(ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"p{r}{packed}",
-                                                      n_embd=96, batch_size=64, dropout=0.1, packed=packed)[0])
-    one, pack = (statistics.median(rates[k]) for k in (False, True))
-    print(f"    one item per row (cut after the longest): {one:6.1f} steps/s")
-    print(f"    packed rows:                              {pack:6.1f} steps/s   ratio {pack / one:.2f}x")
+        runs = alternate(rounds, {
+            f"{'packed' if packed else 'one item per row'}": (
+                lambda r, packed=packed: ours_steps_per_s(data, steps, seed=r, work=Path(tmp) / f"p{r}{packed}",
+                                                          n_embd=96, batch_size=64, dropout=0.1, packed=packed))
+            for packed in (False, True)})
+    print(f"    ratio packed / one item per row: {paired_ratio(runs['packed'], runs['one item per row']):.2f}x "
+          "steps/s (median of per-round ratios)")
 
 
 # (b)'s two recipes. One cosine schedule cannot be both: the default decays within a minute, while at 60 s
@@ -285,11 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
           "(other processes slow both sides of (a) alike, but inflate (b)'s wall times)")
-    data = create_datasets("names.txt")
-    bench_step(data, a.steps, a.rounds)
-    for name in [] if a.skip_recipe else a.recipes.split(","):
+    recipes = [] if a.skip_recipe else a.recipes.split(",")
+    for name in recipes:  # before minutes of (a), not after
         if name not in RECIPES:
             p.error(f"--recipes: unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    data = create_datasets("names.txt")
+    bench_step(data, a.steps, a.rounds)
+    for name in recipes:
         bench_recipe(name, a.quick, a.eval_interval, a.threads)
     bench_packing(data, a.steps, a.rounds)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
