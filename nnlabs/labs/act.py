@@ -519,7 +519,7 @@ def halting_correlation(a: dict, field: str, splits=("test",)) -> float | None:
 def fig_accuracy_vs_compute(runs, out: Path):
     fig, axes = new_figure(len(runs), 1, width=4.6, height=3.8)
     for ax, (task, rs) in zip(axes[0], runs.items()):
-        labels: dict[tuple, list] = {}  # models on the same test point share one label
+        labels: dict[tuple, list] = {}  # label anchor -> the models labelled there
         for a in rs:
             for split, marker, fill in (("test", "o", True), ("lengthgen", "s", False)):
                 s = a["splits"][split]
@@ -527,8 +527,10 @@ def fig_accuracy_vs_compute(runs, out: Path):
                 ax.scatter(s["macs_per_example"] / 1e6, 100 * s["acc"], marker=marker, s=36, color=COLORS[a["kind"]],
                            facecolors=COLORS[a["kind"]] if fill else "none", **moe)
             s = a["splits"]["test"]
-            point = (round(s["macs_per_example"] / 1e6, 2), round(100 * s["acc"], 1))
-            labels.setdefault(point, []).append(a)
+            point = (s["macs_per_example"] / 1e6, 100 * s["acc"])
+            width = max(b["splits"]["test"]["macs_per_example"] for b in rs) / 1e6
+            near = next((p for p in labels if abs(p[0] - point[0]) < 0.04 * width and abs(p[1] - point[1]) < 4), None)
+            labels.setdefault(near or point, []).append(a)  # points closer than a label's size share one label
         for (x, y), same in labels.items():
             # each kind labels its points on its own side, so neighbouring kinds do not write over each other
             (dx, dy), ha = LABEL_OFFSETS["moe" if same[0].get("experts") else same[0]["kind"]]
@@ -554,7 +556,7 @@ def fig_halting_by_difficulty(runs, out: Path):
     fig, axes = new_figure(len(runs), 1, width=4.2, height=3.4)
     for ax, (task, rs) in zip(axes[0], runs.items()):
         field = algorithmic.FIELDS[task][0]
-        adaptive = [a for a in rs if a["kind"] in ("act", "ponder", "exit")]
+        adaptive = [a for a in dense(rs) if a["kind"] in ("act", "ponder", "exit")]  # the same models per task
         for i, a in enumerate(adaptive):
             ex = a["splits"]["test"]["examples"] + a["splits"]["lengthgen"]["examples"]
             b = by_bucket(ex, field)
@@ -567,7 +569,7 @@ def fig_halting_by_difficulty(runs, out: Path):
         ax.set_title(f"{task}: passes at the answer position")
         ax.set_xlabel(f"difficulty: {field} (shaded = training range)")
         ax.set_ylabel("mean passes (halting step)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # one legend: beside a panel it hides the next
     save(fig, out / "figures" / "halting_by_difficulty", source=str(out))
 
 
