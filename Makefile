@@ -7,7 +7,8 @@ RUNS   ?= runs
 BUDGET ?= quick
 # Set TORCH_INDEX to a CPU wheel index on machines where plain PyPI would pull a CUDA build of torch.
 TORCH_INDEX ?=
-LABS := tour moe act tools dreamcoder
+# The lab list comes from the registry (nnlabs/labs/__init__.py); read lazily, after install.
+LABS = $(shell $(BIN)/python -c "from nnlabs.labs import LABS; print(*LABS)")
 
 # Tests read a local names.txt when one sits in ../shared/data (CI); users download it once, checksummed.
 ifneq ($(wildcard ../shared/data/names.txt),)

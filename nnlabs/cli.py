@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
+from nnlabs.labs import LABS, Patch
 from nnlabs.spine.errors import UserError
-
-LABS = ("tour", "moe", "act", "tools", "dreamcoder")
 
 # makemore's short flags for the fields they share
 SHORT = {"batch_size": "-b", "learning_rate": "-l", "weight_decay": "-w"}
@@ -179,14 +178,21 @@ def resolve(ref: str):
     return obj
 
 
+def source_lines(ref: str) -> list[str]:
+    return inspect.getsource(resolve(ref)).splitlines(keepends=True)
+
+
+def patch_text(patch: Patch) -> str:
+    """A modified spine piece as a unified diff against the spine; a new piece printed whole."""
+    before = source_lines(patch.spine) if patch.spine else []
+    diff = difflib.unified_diff(before, source_lines(patch.lab), fromfile=patch.spine or "/dev/null",
+                                tofile=patch.lab)
+    return (f"# {patch.why}\n" if patch.why else "") + "".join(diff)
+
+
 def lab_diff(name: str) -> str:
-    """The lab's patch against the spine, computed from the live source of both sides."""
-    chunks = []
-    for spine_ref, lab_ref in lab_module(name).PATCHES:
-        a = inspect.getsource(resolve(spine_ref)).splitlines(keepends=True)
-        b = inspect.getsource(resolve(lab_ref)).splitlines(keepends=True)
-        chunks.append("".join(difflib.unified_diff(a, b, fromfile=spine_ref, tofile=lab_ref)))
-    return "\n".join(chunks)
+    """The lab's whole patch against the spine, computed from the live source of both sides."""
+    return "\n".join(patch_text(patch) for patch in lab_module(name).PATCHES)
 
 
 def cmd_diff(argv: list[str]) -> int:

@@ -1,9 +1,46 @@
-"""One module per post. Each is a small patch on the spine (see `nnlabs diff <lab>`), its experiment,
-its metrics, and a `report(out)` that rebuilds figures, report.md and the explorable from run files."""
+"""One package per post. Each is a small patch on the spine (see `nnlabs diff <lab>`), its experiment,
+its metrics, and a `report(out)` that rebuilds figures, report.md and the explorable from run files.
+
+This module is the registry the CLI, the Makefile's lab list and the site's titles are derived from,
+and it holds the three things every lab shares: the `Patch` entries `nnlabs diff` prints, the flags
+every lab takes, and the one schema of a run's config.json.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    name: str
+    part: int
+    title: str
+    routing: str  # the routing decision the post is about
+
+
+LABS: dict[str, LabInfo] = {lab.name: lab for lab in (
+    LabInfo("tour", 3, "A tour: counts, MLPs, attention", "how computation flows"),
+    LabInfo("moe", 4, "Mixture of experts: routing to sub-networks", "to internal sub-networks"),
+    LabInfo("act", 5, "Adaptive computation: routing through more steps", "through more computation"),
+    LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems"),
+    LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic"),
+)}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One piece of a lab's patch, as `nnlabs diff` prints it.
+
+    `lab` and `spine` are "module:qualname" references. With `spine` set, the lab piece replaces that
+    spine piece and is printed as a unified diff against it; without, the lab piece is new and is
+    printed whole. `why` is the one line the diff prints above it.
+    """
+
+    lab: str
+    spine: str | None = None
+    why: str = ""
 
 
 def lab_parser(name: str, description: str, budgets, seed: int) -> argparse.ArgumentParser:
@@ -14,3 +51,11 @@ def lab_parser(name: str, description: str, budgets, seed: int) -> argparse.Argu
                    help="tiny = seconds (tests); quick = minutes (make labs); full = the post's figures")
     p.add_argument("--seed", type=int, default=seed)
     return p
+
+
+def run_config(*, lab: str, run: str, budget: str, seed: int, model: dict | None, **lab_config) -> dict:
+    """The one schema of a run's config.json: which lab and run, at which budget and seed, the model's
+    config (None for runs without a neural model) and the lab's own settings under their own names."""
+    if lab not in LABS:
+        raise ValueError(f"unknown lab {lab!r}")
+    return {"lab": lab, "run": run, "budget": budget, "seed": seed, "model": model, **lab_config}

@@ -27,7 +27,8 @@ from matplotlib.colors import LogNorm
 
 from nnlabs.labs import lab_parser
 from nnlabs.report.explorable import write_html
-from nnlabs.report.figures import new_figure, read_jsonl, save
+from nnlabs.report.figures import new_figure, save
+from nnlabs.report.runs import read_jsonl
 from nnlabs.spine.data import create_datasets
 from nnlabs.spine.models import CountBigram, ModelConfig, build_model
 from nnlabs.spine.sample import NAMES_PROMPTS, sample_prompts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -47,9 +46,3 @@ def save(fig, path: str | Path, source: str | None = None) -> list[Path]:
         out.append(p)
     plt.close(fig)
     return out
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a metrics.jsonl file: one JSON object per line."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

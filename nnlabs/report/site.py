@@ -6,11 +6,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-TITLES = {"tour": "Part 3 — A tour: counts, MLPs, attention",
-          "moe": "Part 4 — Mixture of experts: routing to sub-networks",
-          "act": "Part 5 — Adaptive computation: routing through more steps",
-          "tools": "Part 6 — Tool use: routing to external systems",
-          "dreamcoder": "Part 7 — DreamCoder: routing between neural and symbolic"}
+from nnlabs.labs import LABS
+
+TITLES = {lab.name: f"Part {lab.part} — {lab.title}" for lab in LABS.values()}
 
 
 def build_index(runs: str | Path) -> Path:

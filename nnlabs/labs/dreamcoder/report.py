@@ -9,7 +9,8 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from nnlabs.report.explorable import write_html
-from nnlabs.report.figures import new_figure, read_jsonl, save
+from nnlabs.report.figures import new_figure, save
+from nnlabs.report.runs import read_jsonl
 from nnlabs.spine.errors import UserError
 
 COLORS = {"full": "tab:blue", "no_recognition": "tab:orange", "no_learning": "tab:gray"}

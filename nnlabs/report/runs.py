@@ -1,0 +1,95 @@
+"""Reading run directories: the one way every report gets at what a run wrote.
+
+A run directory holds `config.json` (written first), `metrics.jsonl` (appended during training) and
+`analysis.json` (written last, so its presence marks a finished run). A sweep writes one folder per
+seed, `runs/<lab>/seed-<s>/<run>/`; a single `nnlabs lab` writes `runs/<lab>/<run>/`. `load_runs`
+finds both, so a report reads one seed or many the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnlabs.spine.errors import UserError
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """One JSON object per line. A truncated last line (what a power cut or a kill mid-write leaves) is
+    skipped with a warning; a malformed line before the last is an error naming the file and line."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                warnings.warn(f"{path}: skipped a truncated last line ({number})", stacklevel=2)
+                continue
+            raise UserError(f"{path} line {number} is not valid JSON; the file is damaged — "
+                            "delete the run directory and run it again") from None
+    return records
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not valid JSON (an interrupted write?); "
+                        "delete the run directory and run it again") from None
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run directory holds. `analysis` is empty until the run has finished."""
+
+    path: Path
+    config: dict
+    metrics: list[dict] = field(default_factory=list)
+    analysis: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.get("run") or self.path.name
+
+    @property
+    def seed(self) -> int | None:
+        return self.config.get("seed")
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / "analysis.json").exists()
+
+    @classmethod
+    def read(cls, path: str | Path) -> Run:
+        path = Path(path)
+        metrics = path / "metrics.jsonl"
+        analysis = path / "analysis.json"
+        return cls(path=path, config=read_json(path / "config.json"),
+                   metrics=read_jsonl(metrics) if metrics.exists() else [],
+                   analysis=read_json(analysis) if analysis.exists() else {})
+
+
+def run_dirs(lab_dir: str | Path) -> list[Path]:
+    """Every run directory under a lab's folder: `<run>/` and, from sweeps, `seed-<s>/<run>/`."""
+    lab_dir = Path(lab_dir)
+    found = [p.parent for p in lab_dir.glob("*/config.json")]
+    found += [p.parent for p in lab_dir.glob("seed-*/*/config.json")]
+    return sorted(found)
+
+
+def load_runs(lab_dir: str | Path) -> list[Run]:
+    return [Run.read(p) for p in run_dirs(lab_dir)]
+
+
+def group_by_name(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs of the same name (one per seed), in the order names first appear, seeds sorted."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.name, []).append(run)
+    return {name: sorted(rs, key=lambda r: (r.seed is None, r.seed or 0)) for name, rs in groups.items()}
