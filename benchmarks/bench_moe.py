@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from nnlabs.labs.moe import MoE, MoEConfig, dense_reference
+from nnlabs.labs.moe.layer import MoE, MoEConfig, dense_reference
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
 

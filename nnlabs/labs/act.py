@@ -23,10 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nnlabs.labs import lab_parser
-from nnlabs.labs.moe import MoE, MoEConfig, cond_entropy
+from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.pack import algorithmic
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, plt, save
+from nnlabs.report.info import cond_entropy
 from nnlabs.spine.data import SequenceData, Vocab
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.macs import count_macs

@@ -1,0 +1,24 @@
+"""Part 4 — Mixture of experts: sparse top-k expert FFNs on the domain mixture.
+
+`layer` is the patch on the spine (`nnlabs diff moe`): every block's FeedForward becomes an `MoE`, a
+linear router and E expert FFNs; `metrics` measures the routing; `experiment` trains dense and MoE
+transformers on the pack's domain mixture (`nnlabs lab moe --budget quick`); `report` turns the run
+directories into figures, report.md and the routing explorable. Every metric is defined in docs/moe.md.
+"""
+
+from nnlabs.labs import Patch
+from nnlabs.labs.moe.experiment import main
+from nnlabs.labs.moe.report import report
+
+PATCHES = [
+    Patch(lab="nnlabs.labs.moe.layer:MoE", spine="nnlabs.spine.models:FeedForward",
+          why="the feed-forward becomes a router and E FeedForwards; each token runs through its top-k"),
+    Patch(lab="nnlabs.labs.moe.layer:MoEConfig", why="what the router does, and how it is kept balanced"),
+    Patch(lab="nnlabs.labs.moe.layer:switch_balance_loss", why="Switch Transformer's load-balancing loss"),
+    Patch(lab="nnlabs.labs.moe.layer:router_z_loss", why="ST-MoE's router z-loss"),
+    Patch(lab="nnlabs.labs.moe.layer:update_balance_bias", why="loss-free balancing: a bias on selection only"),
+    Patch(lab="nnlabs.labs.moe.layer:capacity_mask", why="each expert takes at most C tokens; the rest are dropped"),
+    Patch(lab="nnlabs.labs.moe.layer:moe_transformer", why="the wiring: the spine's ffn_factory builds MoEs"),
+]
+
+__all__ = ["PATCHES", "main", "report"]

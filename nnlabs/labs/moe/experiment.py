@@ -1,0 +1,231 @@
+"""The MoE lab's experiment: dense and MoE transformers on the pack's domain mixture (names / arithmetic /
+Python one-liners) with the same data, steps and seed; only the feed-forward differs. At every
+evaluation a fixed per-domain probe set is routed through the model to see which experts get which
+domains and characters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nnlabs.labs import lab_parser, run_config
+from nnlabs.labs.moe.layer import MoEConfig, moe_transformer
+from nnlabs.labs.moe.metrics import (
+    CLASSES,
+    DOMAINS,
+    char_class,
+    moe_layers,
+    param_counts,
+    route_texts,
+    routing_metrics,
+)
+from nnlabs.spine.data import SequenceData, Vocab, encode_words
+from nnlabs.spine.errors import UserError
+from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
+from nnlabs.spine.sample import generate
+from nnlabs.spine.train import TrainConfig, evaluate, train
+
+# name -> (MoEConfig, or None for a dense baseline; the dense FFN's width multiplier)
+RUNS = {
+    "dense": (None, 1),  # same active parameters as top-1
+    "dense_x4": (None, 4),  # same total parameters as 4 experts
+    "top1_e4": (MoEConfig(n_experts=4, top_k=1), 1),
+    "top1_e8": (MoEConfig(n_experts=8, top_k=1), 1),
+    "top2_e4": (MoEConfig(n_experts=4, top_k=2), 1),
+    "top2_e8": (MoEConfig(n_experts=8, top_k=2), 1),
+    "top1_e8_cap1": (MoEConfig(n_experts=8, top_k=1, capacity_factor=1.0), 1),
+    "top1_e8_nobal": (MoEConfig(n_experts=8, top_k=1, balance_alpha=0.0, z_alpha=0.0), 1),
+    "top1_e8_lossfree": (MoEConfig(n_experts=8, top_k=1, balance_alpha=0.0, bias_rate=1e-3), 1),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoEBudget:
+    """How much compute one run spends: the model's size, the steps, and how much of the mixture it sees."""
+
+    n_layer: int
+    n_embd: int
+    n_head: int
+    steps: int
+    eval_interval: int
+    batch: int
+    n_train: int  # training lines
+    n_val: int  # validation lines per domain
+    warmup: int
+
+
+BUDGETS = {
+    "tiny": MoEBudget(n_layer=2, n_embd=32, n_head=2, steps=16, eval_interval=8, batch=16, n_train=1200,
+                      n_val=32, warmup=5),
+    "quick": MoEBudget(n_layer=2, n_embd=64, n_head=4, steps=800, eval_interval=100, batch=32, n_train=24000,
+                       n_val=300, warmup=100),
+    "full": MoEBudget(n_layer=3, n_embd=64, n_head=4, steps=3000, eval_interval=200, batch=32, n_train=24000,
+                      n_val=500, warmup=200),
+}
+SAMPLE_PROMPTS = ("", "", "", "", "", "", "ma", "4", "x = ")
+SHOW_PER_DOMAIN = 3  # probe lines per domain shown coloured by expert in the explorable
+
+
+@dataclass
+class Mixture:
+    """The pack's domain mixture, encoded once for every run: train, val (all domains), per-domain lines."""
+
+    vocab: Vocab
+    block_size: int
+    train: SequenceData
+    val: SequenceData
+    val_lines: dict[str, list[str]]
+    probe_lines: dict[str, list[str]]
+
+
+def load_mixture(n_train: int, n_val: int) -> Mixture:
+    from nnlabs.pack import DEFAULT_SEED, mixture
+
+    files = mixture.build(DEFAULT_SEED)
+
+    def lines(name: str) -> list[str]:
+        return files[f"mixture/{name}.txt"].splitlines()
+
+    train_lines = lines("train")[:n_train]
+    val = {d: lines(f"val_{d}")[:n_val] for d in DOMAINS}
+    probe = {d: lines(f"probe_{d}") for d in DOMAINS}
+    everything = train_lines + [t for d in DOMAINS for t in val[d] + probe[d]]
+    vocab, block_size = Vocab("".join(everything)), max(len(t) for t in everything) + 1
+    return Mixture(vocab, block_size, encode_words(train_lines, vocab, block_size),
+                   encode_words([t for d in DOMAINS for t in val[d]], vocab, block_size), val, probe)
+
+
+def wide_ffn(config: ModelConfig, layer: int, mult: int) -> FeedForward:
+    """A dense FeedForward `mult` times wider (C -> 4*mult*C -> C): the same-total-parameters baseline."""
+    ffn, width = FeedForward(config, layer), 4 * mult * config.n_embd
+    ffn.up, ffn.down = nn.Linear(config.n_embd, width), nn.Linear(width, config.n_embd)
+    return ffn
+
+
+def build_model(config: ModelConfig, moe: MoEConfig | None = None, ffn_mult: int = 1) -> Transformer:
+    if moe is not None:
+        return moe_transformer(config, moe)
+    return Transformer(config, ffn_factory=lambda c, layer: wide_ffn(c, layer, ffn_mult))
+
+
+class ProbeEvaluator:
+    """The `on_eval` callback of one run: per-domain val loss, the probe set's routing per layer, samples
+    coloured by expert. Evaluations go to `analysis.partial.json` while training; `finish` renames it to
+    `analysis.json`, whose presence marks a finished run."""
+
+    def __init__(self, data: Mixture, run_dir: Path, seed: int, resume: bool = False):
+        self.vocab, self.block_size, self.seed = data.vocab, data.block_size, seed
+        self.partial, self.final = run_dir / "analysis.partial.json", run_dir / "analysis.json"
+        self.val = {d: encode_words(v, self.vocab, self.block_size) for d, v in data.val_lines.items()}
+        probe = data.probe_lines
+        self.texts = [t for d in DOMAINS for t in probe[d]]
+        dom = [i for i, d in enumerate(DOMAINS) for _ in probe[d]]
+        # position 0 routes the start token
+        chars = [("",) + tuple(t) for t in self.texts]
+        self.domain = np.array([dom[i] for i, c in enumerate(chars) for _ in c])
+        self.char = np.array([self.vocab.stoi[ch] if ch else 0 for c in chars for ch in c])
+        self.cls = np.array([CLASSES.index(char_class(ch)) for c in chars for ch in c])
+        self.shown = [t for d in DOMAINS for t in probe[d][:SHOW_PER_DOMAIN]]
+        self.records, self.prev, self.samples = [], None, []
+        # on resume keep the evaluations before the checkpoint (later ones are redone)
+        for path in (self.partial, self.final) if resume else ():
+            if path.exists():
+                self.records = json.loads(path.read_text())["evals"]
+                break
+
+    def __call__(self, model, step: int) -> dict:
+        extra = {f"val_loss_{d}": evaluate(model, data)[0] for d, data in self.val.items()}
+        layers = moe_layers(model)
+        g = torch.Generator().manual_seed(self.seed)
+        self.samples = []
+        # one batch per distinct prompt
+        for p in dict.fromkeys(SAMPLE_PROMPTS):
+            ids = torch.tensor([[0] + self.vocab.encode(p)] * SAMPLE_PROMPTS.count(p))
+            outs = generate(model, ids, self.block_size - 1 - len(p), generator=g, block_size=self.block_size)
+            self.samples += [(p, p + self.vocab.decode(o)) for o in outs]
+        if not layers:
+            return extra
+        routed = route_texts(model, self.vocab, self.texts, self.block_size)
+        metrics = [routing_metrics(r["chosen"], r["probs"], r["kept"], self.domain, self.cls, self.char,
+                                   m.moe.n_experts, None if self.prev is None else self.prev[i])
+                   for i, (r, m) in enumerate(zip(routed, layers))]
+        self.prev = [m.pop("top1") for m in metrics]
+        strings = []
+        texts = self.shown + [s for _, s in self.samples]
+        for i, r in enumerate(route_texts(model, self.vocab, texts, self.block_size)):
+            top1, start = r["chosen"][:, 0].tolist(), 0
+            for j, t in enumerate(texts):
+                if i == 0:
+                    strings.append({"text": t, "kind": "sample" if j >= len(self.shown) else "probe",
+                                    "experts": []})
+                # skip the start token
+                strings[j]["experts"].append(top1[start + 1:start + 1 + len(t)])
+                start += len(t) + 1
+        record = {"step": step, "layers": metrics, "strings": strings,
+                  "balance_bias": [m.balance_bias.tolist() for m in layers]}
+        self.records = [r for r in self.records if r["step"] < step] + [record]
+        self.partial.write_text(json.dumps({"evals": self.records}) + "\n")
+        extra.update({k: float(np.mean([m[k] for m in metrics]))
+                      for k in ("load_balance_ratio", "routing_entropy", "dropped_frac")})
+        if metrics[0]["instability"] is not None:
+            extra["instability"] = float(np.mean([m["instability"] for m in metrics]))
+        return extra
+
+    def sample_fn(self, model):
+        return self.samples
+
+    def finish(self) -> None:
+        self.final.write_text(json.dumps({"evals": self.records}) + "\n")
+        self.partial.unlink(missing_ok=True)
+
+
+def run_one(name: str, out: Path, budget: str, seed: int, data: Mixture, resume: bool, threads: int) -> None:
+    b = BUDGETS[budget]
+    config = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size, n_layer=b.n_layer,
+                         n_head=b.n_head, n_embd=b.n_embd)
+    moe, mult = RUNS[name]
+    # the same initial weights for every run's shared parts
+    torch.manual_seed(seed)
+    model = build_model(config, moe, mult)
+    total, active = param_counts(model)
+    run_dir = out / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    evaluator = ProbeEvaluator(data, run_dir, seed, resume)
+    cfg = TrainConfig(max_steps=b.steps, batch_size=b.batch, eval_interval=b.eval_interval, seed=seed,
+                      warmup_steps=b.warmup, eval_train_items=500, device="cpu", threads=threads)
+    config_json = run_config(lab="moe", run=name, budget=budget, seed=seed, model=asdict(config),
+                             moe=asdict(moe) if moe else None, ffn_mult=mult, vocab=data.vocab.to_dict(),
+                             params_total=total, params_active=active)
+    train(model, data.train, data.val, cfg, run_dir, run_config=config_json, resume=resume, on_eval=evaluator,
+          sample_fn=evaluator.sample_fn)
+    evaluator.finish()
+
+
+def main(argv: list[str]) -> int:
+    from nnlabs.labs.moe.report import report
+
+    p = lab_parser("moe", "Part 4: sparse mixture-of-experts FFNs on the domain mixture — routing, collapse "
+                   "and its cures, measured.", BUDGETS, seed=3407)
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of: {', '.join(RUNS)}")
+    p.add_argument("--resume", action="store_true", help="continue each run from its checkpoint")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = PyTorch's default); these "
+                   "models are small, and one thread is never much slower and far faster on a busy machine")
+    a = p.parse_args(argv)
+    names = [n for n in a.runs.split(",") if n]
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise UserError(f"--runs: unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
+    out = Path(a.out)
+    b = BUDGETS[a.budget]
+    data = load_mixture(b.n_train, b.n_val)
+    for name in names:
+        run_one(name, out, a.budget, a.seed, data, a.resume, a.threads)
+    report(out)
+    print(f"wrote {out / 'report.md'}, {out / 'figures'}/ and {out / 'moe.html'}")
+    return 0
