@@ -12,24 +12,27 @@ import torch.nn as nn
 
 from nnlabs.cli import lab_diff
 from nnlabs.labs import tools
+from nnlabs.labs.tools.experiment import load_suite
+from nnlabs.labs.tools.policy import CallPolicy, ToolTokens, ToolUser, encode_pairs, make_vocab
+from nnlabs.labs.tools.sampling import call_probs, read_trace, tool_splice
 from nnlabs.pack import tool_suite as ts
 from nnlabs.spine.models import ModelConfig
 from nnlabs.spine.sample import generate
 from nnlabs.spine.train import TrainConfig, train
 
-VOCAB = tools.make_vocab()
+VOCAB = make_vocab()
 ROW = {"query": "12*34=", "answer": "408", "call": "calc(12*34)", "output": "408", "tool": "calc"}
 
 
 def test_training_pairs_supervise_only_what_the_model_writes():
-    d = tools.encode_pairs([ROW], VOCAB, 40)
+    d = encode_pairs([ROW], VOCAB, 40)
     assert d.x.shape == (1, 2, 40)
     direct, tool = (VOCAB.decode([t for t in d.y[0, b].tolist() if t > 0]) for b in (0, 1))
     assert direct == "408"  # not the query, not the decision (the policy loss trains that)
     assert tool == "calc(12*34)<RESULT>408"  # the call, its closing token and the answer; not the tool's output
     assert d.y[0, 0, 6 + 1 + 3] == 0 and d.y[0, 1].tolist().count(0) == 1  # each branch predicts its end
     assert VOCAB.decode(d.x[0, 1].tolist()) == "12*34=<CALL_TOOL>calc(12*34)<RESULT>408<ANSWER>408"
-    dream = tools.encode_pairs([ROW], VOCAB, 40, teach_direct=False)
+    dream = encode_pairs([ROW], VOCAB, 40, teach_direct=False)
     assert (dream.y[0, 0] == -1).all() and torch.equal(dream.y[0, 1], d.y[0, 1])
 
 
@@ -38,7 +41,7 @@ class Scripted(nn.Module):
 
     def __init__(self, text: str):
         super().__init__()
-        self.script = VOCAB.encode(text) + [VOCAB.stoi[tools.RESULT]]
+        self.script = VOCAB.encode(text) + [VOCAB.stoi[ToolTokens.RESULT]]
         self.k = 0
 
     def forward(self, idx, targets=None):
@@ -53,16 +56,16 @@ class Scripted(nn.Module):
     ("calc(2^999)", "error"), ("lookup(nobody)", "error"), ("calc(1+)", "error"), ("run(ls)", "error"),
 ])
 def test_generation_splices_the_real_tool_output(call, spliced):
-    prompt = torch.tensor([[0] + VOCAB.encode("q=") + [VOCAB.stoi[tools.CALL]]])
-    out = generate(Scripted(call), prompt, 40, top_k=1, splice=tools.tool_splice(VOCAB, {"velmor": "731"}))[0]
+    prompt = torch.tensor([[0] + VOCAB.encode("q=") + [VOCAB.stoi[ToolTokens.CALL]]])
+    out = generate(Scripted(call), prompt, 40, top_k=1, splice=tool_splice(VOCAB, {"velmor": "731"}))[0]
     assert VOCAB.decode(out) == f"{call}<RESULT>{spliced}<ANSWER>"
-    assert tools.read_trace(VOCAB, [VOCAB.stoi[tools.CALL]] + out)["output"] == spliced
+    assert read_trace(VOCAB, [VOCAB.stoi[ToolTokens.CALL]] + out)["output"] == spliced
 
 
 def test_policy_gradient_sign_follows_the_price():
     """dL/d(log-odds of calling) > 0 (calling discouraged) iff the price exceeds what the call adds."""
-    d = tools.encode_pairs([ROW], VOCAB, 40)
-    policy = tools.CallPolicy(VOCAB.stoi[tools.CALL], VOCAB.stoi[tools.NO], 0.0)
+    d = encode_pairs([ROW], VOCAB, 40)
+    policy = CallPolicy(VOCAB.stoi[ToolTokens.CALL], VOCAB.stoi[ToolTokens.NO], 0.0)
     logits = torch.zeros(1, 2, 40, len(VOCAB), requires_grad=True)  # uniform: p_direct ≈ p_tool ≈ 0, π = 1/2
     decide = 6  # position of '=' whose next token is the decision
     signs = []
@@ -70,19 +73,19 @@ def test_policy_gradient_sign_follows_the_price():
         policy.call_cost = cost
         policy(logits.flatten(0, 1), d.x, d.y.flatten(0, 1))
         (g,) = torch.autograd.grad(policy.aux_loss, logits)  # on CALL minus on NO: the decision's own logit
-        signs.append(float(g[0, 0, decide, VOCAB.stoi[tools.CALL]] - g[0, 0, decide, VOCAB.stoi[tools.NO]]))
+        signs.append(float(g[0, 0, decide, VOCAB.stoi[ToolTokens.CALL]] - g[0, 0, decide, VOCAB.stoi[ToolTokens.NO]]))
     assert signs[0] < 0 < signs[1]
     # a dreamed query was answered by the tool itself: a wrong no-tool answer (p_direct ≈ 0) makes calling
     # worth any price below 1, even though this untrained model could not yet write the call (p_tool ≈ 0)
-    dream = tools.encode_pairs([ROW], VOCAB, 40, teach_direct=False)
+    dream = encode_pairs([ROW], VOCAB, 40, teach_direct=False)
     policy.call_cost = 0.5
     policy(logits.flatten(0, 1), dream.x, dream.y.flatten(0, 1))
     (g,) = torch.autograd.grad(policy.aux_loss, logits)
-    assert float(g[0, 0, decide, VOCAB.stoi[tools.CALL]] - g[0, 0, decide, VOCAB.stoi[tools.NO]]) < 0
+    assert float(g[0, 0, decide, VOCAB.stoi[ToolTokens.CALL]] - g[0, 0, decide, VOCAB.stoi[ToolTokens.NO]]) < 0
 
 
 def tiny_setup(n: int = 200):
-    train_rows, val_rows, test_rows, table = tools.load_suite(0)
+    train_rows, val_rows, test_rows, table = load_suite(0)
     rows = [r for r in train_rows if r["family"] in ("small_arith", "large_arith")][:n]
     cfg = ModelConfig(vocab_size=len(VOCAB), block_size=40, n_layer=1, n_head=2, n_embd=32)
     return rows, cfg, table
@@ -90,9 +93,9 @@ def tiny_setup(n: int = 200):
 
 def test_the_price_changes_the_decision_on_a_tiny_trained_model(tmp_path):
     rows, cfg, table = tiny_setup()
-    data = tools.encode_pairs(rows, VOCAB, cfg.block_size)
+    data = encode_pairs(rows, VOCAB, cfg.block_size)
     torch.manual_seed(0)
-    base = tools.ToolUser(cfg, VOCAB, 0.0)
+    base = ToolUser(cfg, VOCAB, 0.0)
     tc = TrainConfig(max_steps=50, batch_size=32, learning_rate=3e-3, warmup_steps=10, eval_interval=1000,
                      eval_train_items=50, device="cpu", threads=1)
     train(base, data, data, tc, tmp_path / "base", progress=False)
@@ -102,7 +105,7 @@ def test_the_price_changes_the_decision_on_a_tiny_trained_model(tmp_path):
         m = copy.deepcopy(base)
         m.policy.call_cost = cost
         train(m, data, data, TrainConfig(**{**tc.__dict__, "max_steps": 25}), tmp_path / f"c{cost}", progress=False)
-        rates[cost] = sum(tools.call_probs(m, VOCAB, queries)) / len(queries)
+        rates[cost] = sum(call_probs(m, VOCAB, queries)) / len(queries)
     assert rates[1.5] < 0.2 and rates[-1.0] > 0.8, rates
 
 
@@ -140,5 +143,7 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
 
 def test_diff_is_short_and_real():
     d = lab_diff("tools")
-    assert "encode_pairs" in d and "ToolUser.forward" in d
-    assert len(d.splitlines()) < 90
+    # the post's two ideas (the priced decision, the tool inside sampling) and their wiring, printed whole
+    for piece in ("policy:encode_pairs", "policy:CallPolicy", "policy:ToolUser", "sampling:tool_splice"):
+        assert f"+++ nnlabs.labs.tools.{piece}\n" in d
+    assert len(d.splitlines()) <= 120
