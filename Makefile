@@ -29,6 +29,7 @@ labs: install
 	$(BIN)/nnlabs pack build --out $(RUNS)/pack-v1
 	for lab in $(LABS); do $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab || exit 1; done
 	$(BIN)/nnlabs report --runs $(RUNS)
+	@echo "open $(RUNS)/site/index.html"
 
 test: install
 	$(BIN)/pytest -q

@@ -209,18 +209,19 @@ def cmd_pack(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
-    from nnlabs.report.site import build_index
+    from nnlabs.report.site import build_site
 
     p = argparse.ArgumentParser(prog="nnlabs report", description="Regenerate every lab's figures, report and "
-                                "explorable from its run directories, and the index page linking them.")
+                                "explorable from its run directories, then the site (runs/site/) showing them.")
     p.add_argument("--runs", default="runs", help="the folder holding one sub-folder per lab")
+    p.add_argument("--site-only", action="store_true", help="only rebuild runs/site/ from what the labs wrote")
     a = p.parse_args(argv)
     if not Path(a.runs).is_dir():
         raise UserError(f"{a.runs} does not exist; run make labs, or nnlabs lab <name> --out {a.runs}/<name>, first")
     for lab in LABS:
-        if (Path(a.runs) / lab).is_dir():
+        if (Path(a.runs) / lab).is_dir() and not a.site_only:
             lab_module(lab).report(Path(a.runs) / lab)
-    print(f"wrote {build_index(a.runs)}")
+    print(f"wrote {build_site(a.runs)}")
     return 0
 
 

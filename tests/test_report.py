@@ -6,7 +6,6 @@ import json
 
 from nnlabs.report.explorable import embed_json, write_html
 from nnlabs.report.figures import new_figure, save
-from nnlabs.report.site import build_index
 
 HOSTILE = '</script><img src=x onerror="document.title=\'pwned\'"><b>bold</b> & \u2028'
 
@@ -34,10 +33,3 @@ def test_figures_are_written_as_png_and_svg(tmp_path):
     paths = save(fig, tmp_path / "figures" / "line", source="runs/x")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 0 for p in paths)
 
-
-def test_index_links_what_the_labs_wrote(tmp_path):
-    (tmp_path / "moe" / "figures").mkdir(parents=True)
-    (tmp_path / "moe" / "figures" / "routing.png").write_bytes(b"png")
-    (tmp_path / "moe" / "report.md").write_text("# moe")
-    page = build_index(tmp_path).read_text()
-    assert 'href="moe/report.md"' in page and 'src="moe/figures/routing.png"' in page and "tour" not in page

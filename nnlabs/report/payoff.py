@@ -1,0 +1,177 @@
+"""The series payoff: quality against compute for every lab, one panel each (small multiples).
+
+Each lab's `report(out)` writes `out/payoff.json` from its run directories:
+`{"lab", "quality": "<what, unit>", "compute": "<unit>", "points": [{"run", "label", "kind": "baseline" |
+"routed", "quality", "compute", "seed"}]}` — one point per run and seed. This module only reads those
+files; nothing here is typed in. A lab may add `"better": "higher" | "lower"` (which way quality improves);
+without it, a quality named as a loss, NLL, error, perplexity or bits is read as lower-is-better.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnlabs.labs import LABS
+from nnlabs.report.figures import new_figure, save
+from nnlabs.spine.errors import UserError
+
+KINDS = ("baseline", "routed")
+LOWER_IS_BETTER = re.compile(r"\b(loss|nll|nats?|bits|error|perplexity|bpc)\b", re.IGNORECASE)
+COLORS = {"baseline": "#7a7a7a", "routed": "#1f77b4"}
+MARKERS = {"baseline": "s", "routed": "o"}
+
+
+@dataclass(frozen=True)
+class Payoff:
+    lab: str
+    quality: str  # what quality is, with its unit
+    compute: str  # the compute unit
+    lower_is_better: bool
+    points: list[dict]
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One run's point on a panel: the mean over its seeds, with every seed kept."""
+
+    run: str
+    label: str
+    kind: str
+    quality: float
+    compute: float
+    seeds: list[dict]
+
+
+def read_payoff(path: str | Path) -> Payoff:
+    """payoff.json, checked against the contract; a malformed file is one sentence naming it."""
+    path = Path(path)
+
+    def bad(what: str):
+        return UserError(f"{path}: {what}; rerun `nnlabs report` so the lab rewrites it")
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise bad("not valid JSON") from None
+    for key in ("lab", "quality", "compute", "points"):
+        if key not in data:
+            raise bad(f"missing {key!r}")
+    points = data["points"]
+    if not isinstance(points, list):
+        raise bad("'points' is not a list")
+    for i, p in enumerate(points):
+        missing = {"run", "label", "kind", "quality", "compute", "seed"} - set(p)
+        if missing:
+            raise bad(f"point {i} lacks {', '.join(sorted(missing))}")
+        if p["kind"] not in KINDS:
+            raise bad(f"point {i} has kind {p['kind']!r} (baseline or routed)")
+        if not all(isinstance(p[k], (int, float)) and math.isfinite(p[k]) for k in ("quality", "compute")):
+            raise bad(f"point {i} has a quality or compute that is not a finite number")
+    better = data.get("better")
+    if better not in (None, "higher", "lower"):
+        raise bad(f"'better' is {better!r} (higher or lower)")
+    lower = better == "lower" if better else bool(LOWER_IS_BETTER.search(data["quality"]))
+    return Payoff(lab=data["lab"], quality=data["quality"], compute=data["compute"], lower_is_better=lower,
+                  points=points)
+
+
+def run_points(payoff: Payoff) -> list[RunPoint]:
+    """Points grouped by run, in the order runs first appear; quality and compute averaged over seeds."""
+    groups: dict[str, list[dict]] = {}
+    for p in payoff.points:
+        groups.setdefault(p["run"], []).append(p)
+    return [RunPoint(run=run, label=ps[0]["label"], kind=ps[0]["kind"],
+                     quality=sum(p["quality"] for p in ps) / len(ps),
+                     compute=sum(p["compute"] for p in ps) / len(ps),
+                     seeds=sorted(ps, key=lambda p: p["seed"]))
+            for run, ps in groups.items()]
+
+
+def pareto_front(points: list[RunPoint], lower_is_better: bool) -> list[RunPoint]:
+    """The points no other point beats: none with less-or-equal compute and better-or-equal quality
+    (strictly better in one). Sorted by compute, so quality improves along the list."""
+    sign = 1 if lower_is_better else -1
+    # scan by compute (ties: best quality first); a point is on the front if it beats every cheaper one
+    front, best = [], math.inf
+    for p in sorted(points, key=lambda p: (p.compute, sign * p.quality)):
+        if sign * p.quality < best:
+            front.append(p)
+            best = sign * p.quality
+    return front
+
+
+def _staircase(front: list[RunPoint], x_end: float) -> tuple[list[float], list[float]]:
+    """The best quality reachable with at most x compute: flat until the next front point, then a step."""
+    xs = [p.compute for p in front] + [x_end]
+    ys = [p.quality for p in front] + [front[-1].quality]
+    return xs, ys
+
+
+def _panel(ax, lab: str, payoff: Payoff | None) -> None:
+    info = LABS[lab]
+    ax.set_title(f"Part {info.part} · {info.title.split(':')[0]}")
+    if payoff is None or not payoff.points:
+        ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="#888",
+                fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    runs = run_points(payoff)
+    computes = [p.compute for p in runs]
+    if min(computes) > 0 and max(computes) / min(computes) > 20:
+        ax.set_xscale("log")
+    x_end = max(computes)
+    for kind in KINDS:
+        for p in (p for p in runs if p.kind == kind):
+            if len(p.seeds) > 1:
+                # every seed stays visible, faint, under the mean
+                ax.scatter([s["compute"] for s in p.seeds], [s["quality"] for s in p.seeds], s=12,
+                           color=COLORS[kind], alpha=0.25, linewidths=0, zorder=2)
+            ax.scatter([p.compute], [p.quality], s=36, marker=MARKERS[kind], color=COLORS[kind], zorder=3,
+                       edgecolors="white", linewidths=0.6)
+            # a label stays a short tag: clipped to the panel and left out of the layout
+            note = ax.annotate(p.label if len(p.label) <= 24 else p.label[:23] + "…", (p.compute, p.quality),
+                               xytext=(4, 3), textcoords="offset points", fontsize=6.5, color="#333", clip_on=True)
+            note.set_in_layout(False)
+    baselines = [p for p in runs if p.kind == "baseline"]
+    if baselines:
+        xs, ys = _staircase(pareto_front(baselines, payoff.lower_is_better), x_end)
+        ax.plot(xs, ys, drawstyle="steps-post", color=COLORS["baseline"], ls="--", lw=1, zorder=1)
+    front = pareto_front(runs, payoff.lower_is_better)
+    xs, ys = _staircase(front, x_end)
+    ax.plot(xs, ys, drawstyle="steps-post", color="#d62728", lw=1.3, zorder=1)
+    ax.scatter([p.compute for p in front], [p.quality for p in front], s=90, facecolors="none",
+               edgecolors="#d62728", linewidths=1, zorder=4)
+    ax.set_xlabel(payoff.compute)
+    ax.set_ylabel(f"{payoff.quality} ({'lower' if payoff.lower_is_better else 'higher'} is better)")
+
+
+def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3) -> list[Path]:
+    """One panel per registered lab (`payoffs[lab]` None: "no data yet"), `ncols` panels a row, and one
+    legend for them all. Returns the PNG and SVG paths."""
+    labs = list(LABS)
+    nrows = math.ceil((len(labs) + 1) / ncols)  # +1: the legend gets a cell of its own
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.6, height=2.9)
+    cells = [ax for row in axes for ax in row]
+    for ax, lab in zip(cells, labs):
+        _panel(ax, lab, payoffs.get(lab))
+    legend_ax = cells[len(labs)]
+    legend_ax.axis("off")
+    handles = [
+        legend_ax.scatter([], [], marker=MARKERS["baseline"], color=COLORS["baseline"],
+                          label="baseline (dense, fixed depth,\nnever/always call, no learning)"),
+        legend_ax.scatter([], [], marker=MARKERS["routed"], color=COLORS["routed"], label="routed variant"),
+        legend_ax.scatter([], [], color=COLORS["routed"], alpha=0.25, s=12, label="one seed (mean on top)"),
+        legend_ax.plot([], [], color=COLORS["baseline"], ls="--", label="frontier of the baselines")[0],
+        legend_ax.plot([], [], color="#d62728", marker="o", mfc="none", label="frontier with routing")[0],
+    ]
+    legend_ax.legend(handles=handles, loc="center left", fontsize=7.5)
+    for ax in cells[len(labs) + 1:]:
+        ax.axis("off")
+    fig.suptitle("All routing is resource allocation: quality vs compute, one panel per part", fontsize=11)
+    fig.tight_layout()
+    return save(fig, path, source="runs/<lab>/payoff.json")
