@@ -1,4 +1,4 @@
-"""One entry point: nnlabs train | sample | pack | lab | diff | report.
+"""One entry point: nnlabs train | sample | pack | lab | sweep | diff | report.
 
 `nnlabs train` keeps makemore's flags where they overlap (-i, -o, --type, --n-layer, --resume,
 --sample-only, ...); every other flag maps 1:1 onto a field of ModelConfig or TrainConfig.
@@ -167,6 +167,8 @@ def lab_module(name: str):
 def cmd_lab(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         raise UserError(f"usage: nnlabs lab <name> [flags]; labs: {', '.join(LABS)}")
+    if any(a == "--seeds" or a.startswith("--seeds=") for a in argv):  # several seeds: a sweep
+        return cmd_sweep(argv)
     return lab_module(argv[0]).main(argv[1:])
 
 
@@ -225,14 +227,20 @@ def cmd_report(argv: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(argv: list[str]) -> int:
+    from nnlabs import sweep
+
+    return sweep.main(argv)
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "lab": cmd_lab, "diff": cmd_diff, "pack": cmd_pack,
-            "report": cmd_report}
+            "report": cmd_report, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: nnlabs {train,sample,lab,diff,pack,report} ...  (nnlabs <command> -h for its flags)",
+        print("usage: nnlabs {train,sample,lab,sweep,diff,pack,report} ...  (nnlabs <command> -h for its flags)",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         if argv and argv[0] not in ("-h", "--help"):
             print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
