@@ -1,10 +1,13 @@
 # Two commands (see README):  make labs   — install, build the pack, run every lab at its quick budget, report
-#                             make test   — install, run the test suite
+#                             make test   — install (with Ray), run the test suite
+# make labs BUDGET=full SEEDS=3 runs each lab as a sweep of seeds 0..2 (nnlabs sweep: runs/<lab>/seed-<s>/);
+# SEEDS=1 (the default) runs each lab once at its own default seed, into runs/<lab>/.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUNS   ?= runs
 BUDGET ?= quick
+SEEDS  ?= 1
 # Set TORCH_INDEX to a CPU wheel index on machines where plain PyPI would pull a CUDA build of torch.
 TORCH_INDEX ?=
 # The lab list comes from the registry (nnlabs/labs/__init__.py); read lazily, after install.
@@ -27,11 +30,18 @@ $(VENV)/.installed: pyproject.toml
 
 labs: install
 	$(BIN)/nnlabs pack build --out $(RUNS)/pack-v1
-	for lab in $(LABS); do $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab || exit 1; done
+	for lab in $(LABS); do \
+	  if [ $(SEEDS) -gt 1 ]; then $(BIN)/nnlabs sweep $$lab --seeds $(SEEDS) --budget $(BUDGET) --out $(RUNS)/$$lab; \
+	  else $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab; fi || exit 1; done
 	$(BIN)/nnlabs report --runs $(RUNS)
 	@echo "open $(RUNS)/site/index.html"
 
-test: install
+# Ray (the sweep's cluster executor, ~80 MB wheel) only for the tests: make labs runs without it.
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[ray]'
+	touch $@
+
+test: install $(VENV)/.installed-ray
 	$(BIN)/pytest -q
 
 lint: install

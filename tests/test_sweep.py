@@ -198,7 +198,8 @@ def comparable(seed_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / LAB
-    assert cli(["lab", LAB, "--seeds", "1", "--budget", "tiny", "--threads", "1", "--out", str(out)]) == 0
+    assert cli(["lab", LAB, "--seeds", "1", "--budget", "tiny", "--threads", "1", "--executor", "local",
+                "--out", str(out)]) == 0
     return out
 
 
@@ -212,8 +213,9 @@ def test_lab_seeds_runs_a_sweep(local_sweep):
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_the_same_numbers(local_sweep, tmp_path):
+def test_ray_executor_gives_the_same_numbers(local_sweep, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         out = tmp_path / LAB
