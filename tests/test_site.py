@@ -114,6 +114,13 @@ def test_payoff_points_average_seeds_per_run(tmp_path):
     assert mlp.run == "mlp" and len(mlp.seeds) == 2 and math.isclose(mlp.quality, (2.1444 + 2.1502) / 2)
     path.write_text(json.dumps(MOE_PAYOFF))
     assert not read_payoff(path).lower_is_better
+    # one run's weights, three points (the tools lab: learned policy, never call, always call)
+    three = [{"run": "cost_0.5", "label": label, "kind": kind, "quality": q, "compute": 1.0, "seed": 0}
+             for label, kind, q in (("learned", "routed", 0.8), ("never", "baseline", 0.2),
+                                    ("always", "baseline", 0.9))]
+    path.write_text(json.dumps({**MOE_PAYOFF, "points": three}))
+    assert [(p.label, p.quality) for p in run_points(read_payoff(path))] == [("learned", 0.8), ("never", 0.2),
+                                                                             ("always", 0.9)]
 
 
 @pytest.mark.parametrize("broken", ["{", '{"lab": "moe"}', json.dumps({**MOE_PAYOFF, "points": [{"run": "x"}]}),

@@ -15,8 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.ticker import EngFormatter
+
 from nnlabs.labs import LABS
 from nnlabs.report.figures import new_figure, save
+from nnlabs.report.stats import mean_ci
 from nnlabs.spine.errors import UserError
 
 KINDS = ("baseline", "routed")
@@ -80,15 +83,16 @@ def read_payoff(path: str | Path) -> Payoff:
 
 
 def run_points(payoff: Payoff) -> list[RunPoint]:
-    """Points grouped by run, in the order runs first appear; quality and compute averaged over seeds."""
-    groups: dict[str, list[dict]] = {}
+    """Points grouped across seeds, in the order they first appear; quality and compute averaged over seeds.
+    A group is a run, label and kind: one run's weights may give several points (tools: never/always call)."""
+    groups: dict[tuple, list[dict]] = {}
     for p in payoff.points:
-        groups.setdefault(p["run"], []).append(p)
-    return [RunPoint(run=run, label=ps[0]["label"], kind=ps[0]["kind"],
-                     quality=sum(p["quality"] for p in ps) / len(ps),
-                     compute=sum(p["compute"] for p in ps) / len(ps),
+        groups.setdefault((p["run"], p["label"], p["kind"]), []).append(p)
+    return [RunPoint(run=run, label=label, kind=kind,
+                     quality=mean_ci([p["quality"] for p in ps]).mean,
+                     compute=mean_ci([p["compute"] for p in ps]).mean,
                      seeds=sorted(ps, key=lambda p: p["seed"]))
-            for run, ps in groups.items()]
+            for (run, label, kind), ps in groups.items()]
 
 
 def pareto_front(points: list[RunPoint], lower_is_better: bool) -> list[RunPoint]:
@@ -125,17 +129,26 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
     if min(computes) > 0 and max(computes) / min(computes) > 20:
         ax.set_xscale("log")
     x_end = max(computes)
+    # labels need room at the edges; engineering ticks (200k, 1.2M) read faster than 1e6 offsets
+    ax.margins(x=0.1, y=0.12)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    x_mid = (min(computes) * max(computes)) ** 0.5 if ax.get_xscale() == "log" else (min(computes) + x_end) / 2
     for kind in KINDS:
         for p in (p for p in runs if p.kind == kind):
             if len(p.seeds) > 1:
-                # every seed stays visible, faint, under the mean
+                # every seed stays visible, faint, under the mean and its 95 % t-interval
                 ax.scatter([s["compute"] for s in p.seeds], [s["quality"] for s in p.seeds], s=12,
                            color=COLORS[kind], alpha=0.25, linewidths=0, zorder=2)
+                q = mean_ci([s["quality"] for s in p.seeds])
+                ax.errorbar([p.compute], [q.mean], yerr=[[q.mean - q.low], [q.high - q.mean]], fmt="none",
+                            ecolor=COLORS[kind], elinewidth=1, capsize=2, zorder=2)
             ax.scatter([p.compute], [p.quality], s=36, marker=MARKERS[kind], color=COLORS[kind], zorder=3,
                        edgecolors="white", linewidths=0.6)
             # a label stays a short tag: clipped to the panel and left out of the layout
+            right = p.compute > x_mid  # labels in the right half sit left of their point
             note = ax.annotate(p.label if len(p.label) <= 24 else p.label[:23] + "…", (p.compute, p.quality),
-                               xytext=(4, 3), textcoords="offset points", fontsize=6.5, color="#333", clip_on=True)
+                               xytext=(-5 if right else 5, 3), textcoords="offset points", fontsize=6.5,
+                               ha="right" if right else "left", color="#333", clip_on=True)
             note.set_in_layout(False)
     baselines = [p for p in runs if p.kind == "baseline"]
     if baselines:
@@ -150,12 +163,13 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
     ax.set_ylabel(f"{payoff.quality} ({'lower' if payoff.lower_is_better else 'higher'} is better)")
 
 
-def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3) -> list[Path]:
-    """One panel per registered lab (`payoffs[lab]` None: "no data yet"), `ncols` panels a row, and one
-    legend for them all. Returns the PNG and SVG paths."""
+def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3,
+                  width: float = 3.6, height: float = 2.9) -> list[Path]:
+    """One panel per registered lab (`payoffs[lab]` None: "no data yet"), `ncols` panels a row of
+    `width x height` inches each, and one legend for them all. Returns the PNG and SVG paths."""
     labs = list(LABS)
     nrows = math.ceil((len(labs) + 1) / ncols)  # +1: the legend gets a cell of its own
-    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.6, height=2.9)
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=width, height=height, layout="constrained")
     cells = [ax for row in axes for ax in row]
     for ax, lab in zip(cells, labs):
         _panel(ax, lab, payoffs.get(lab))
@@ -165,13 +179,14 @@ def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: in
         legend_ax.scatter([], [], marker=MARKERS["baseline"], color=COLORS["baseline"],
                           label="baseline (dense, fixed depth,\nnever/always call, no learning)"),
         legend_ax.scatter([], [], marker=MARKERS["routed"], color=COLORS["routed"], label="routed variant"),
-        legend_ax.scatter([], [], color=COLORS["routed"], alpha=0.25, s=12, label="one seed (mean on top)"),
+        legend_ax.scatter([], [], color=COLORS["routed"], alpha=0.25, s=12,
+                          label="one seed (mean and 95% interval on top)"),
         legend_ax.plot([], [], color=COLORS["baseline"], ls="--", label="frontier of the baselines")[0],
         legend_ax.plot([], [], color="#d62728", marker="o", mfc="none", label="frontier with routing")[0],
     ]
     legend_ax.legend(handles=handles, loc="center left", fontsize=7.5)
     for ax in cells[len(labs) + 1:]:
         ax.axis("off")
-    fig.suptitle("All routing is resource allocation: quality vs compute, one panel per part", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle("All routing is resource allocation:\nquality vs compute, one panel per part" if ncols == 1 else
+                 "All routing is resource allocation: quality vs compute, one panel per part", fontsize=11)
     return save(fig, path, source="runs/<lab>/payoff.json")

@@ -259,7 +259,8 @@ def payoff_section(payoffs: dict[str, Payoff | None]) -> str:
 <source media="(max-width: 700px)" srcset="figures/payoff_narrow.png">
 <img src="figures/payoff.png" alt="Quality against compute, one panel per part: baselines, routed variants
 and the frontier each routing decision buys"></picture>
-<figcaption>One panel per part, built from each lab's payoff.json (one point per run and seed).
+<figcaption>One panel per part, built from each lab's payoff.json (one point per run and seed). With several
+seeds a marker is their mean with its 95 % t-interval, every seed shown faint beneath; frontiers join means.
 <a href="figures/payoff.svg">SVG</a> · <a href="figures/payoff.png">PNG</a></figcaption></figure>
 <h3>How the units meet</h3><p>{UNITS_NOTE}</p><ul>{"".join(units)}</ul>
 {"".join(tables)}</section>"""
@@ -267,7 +268,8 @@ and the frontier each routing decision buys"></picture>
 
 def overview(runs: Path, site: Path, payoffs: dict[str, Payoff | None]) -> Path:
     payoff_figure(payoffs, site / "figures" / "payoff", ncols=3)
-    payoff_figure(payoffs, site / "figures" / "payoff_narrow", ncols=1)
+    # a phone gets one panel a row, drawn small so that its text is drawn large relative to it
+    payoff_figure(payoffs, site / "figures" / "payoff_narrow", ncols=1, width=3.2, height=2.6)
     cards = []
     for lab, info in LABS.items():
         state = "" if (runs / lab / "report.md").exists() else ' <span class="muted">(not run yet)</span>'
