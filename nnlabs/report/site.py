@@ -93,10 +93,12 @@ def render_report(text: str, lab: str, copied: dict[str, Path]) -> tuple[str, li
     return MD.renderer.render(tokens, MD.options, {}), toc
 
 
-def page(title: str, body: str, current: str | None, css: str) -> str:
-    """One page: the navigation bar (every part, the current one marked), then `body`."""
+def page(title: str, body: str, current: str | None) -> str:
+    """One page: the navigation bar (every part, the current one marked), then `body`. `current` is the
+    lab whose page this is (at site/<lab>/index.html), None for the overview (site/index.html)."""
     up = "" if current is None else "../"
-    links = [f'<a class="home" href="{up}index.html"{" aria-current=page" if current is None else ""}>nnlabs</a>']
+    home = ' aria-current="page"' if current is None else ""
+    links = [f'<a class="home" href="{up}index.html"{home}>nnlabs</a>']
     for lab, info in LABS.items():
         mark = ' aria-current="page"' if lab == current else ""
         links.append(f'<a href="{up}{lab}/index.html"{mark}>{info.part} · {html.escape(short_title(lab))}</a>')
@@ -105,7 +107,7 @@ def page(title: str, body: str, current: str | None, css: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="nnlabs report">
 <title>{html.escape(title)}</title>
-<link rel="stylesheet" href="{up}{css}">
+<link rel="stylesheet" href="{up}site.css">
 </head><body>
 <nav class="bar" aria-label="parts"><div class="bar-inner">{"".join(links)}</div></nav>
 <main>
@@ -213,14 +215,13 @@ def lab_page(runs: Path, site: Path, lab: str) -> Path:
                     "then <code>nnlabs report</code>.</p>")
     if explorable.exists():
         body.append(f'<section class="explorable" id="explorable"><h2>Explorable</h2>'
-                    f'<p class="muted"><a href="{explorable.name}">Open it on its own page</a> '
-                    f"(its state is in that page's address).</p>"
+                    f'<p class="muted"><a href="{explorable.name}">Open it on its own page</a>.</p>'
                     f'<iframe src="{explorable.name}" title="{html.escape(info.title)}: explorable" '
                     'loading="lazy"></iframe></section>')
     body.append(prev_next(lab))
     body.append(runs_footer(lab_dir))
     path = out / "index.html"
-    path.write_text(page(f"Part {info.part}: {info.title} — nnlabs", "\n".join(body), lab, "site.css"),
+    path.write_text(page(f"Part {info.part}: {info.title} — nnlabs", "\n".join(body), lab),
                     encoding="utf-8")
     return path
 
@@ -229,12 +230,13 @@ def lab_page(runs: Path, site: Path, lab: str) -> Path:
 # the overview page and its payoff figure
 
 UNITS_NOTE = """Every lab measures quality and the compute it spent, and every panel keeps its lab's own
-compute unit, named on its x axis. The neural parts count forward multiply-accumulates (MACs) per token or
-per example from the shapes actually used (active experts only, halting steps actually taken), so those
-axes are one unit. Tool calls are charged at their declared cost and DreamCoder's compute is programs
-searched: these are prices and search effort, not MACs, so no panel shares an axis with another and no
-conversion is invented. What carries across the parts is the shape: where the red frontier (every run)
-leaves the dashed one (baselines only), that part's routing decision bought quality for compute."""
+units, named on its axes (the list below is read from each payoff.json). The neural parts count forward
+multiply-accumulates (MACs) per token or per example from the shapes actually used (active experts only,
+halting steps actually taken), so their axes share one unit. Tool use charges each call a declared cost in
+MACs on top of the model's own: a price the series sets, not a measurement. DreamCoder's compute is
+programs searched, a count of search effort with no MAC equivalent. So panels do not share an axis and no
+conversion is invented: what carries across the parts is the shape. Where the red frontier (all runs)
+leaves the dashed one (baselines only), that part's routing decision bought quality for its compute."""
 
 
 def payoff_section(payoffs: dict[str, Payoff | None]) -> str:
@@ -281,7 +283,7 @@ figure here was regenerated from the run directories under <code>{html.escape(st
 <h2>The parts</h2><ul class="parts">{"".join(cards)}</ul>
 {payoff_section(payoffs)}"""
     path = site / "index.html"
-    path.write_text(page("nnlabs — the series", body, None, "site.css"), encoding="utf-8")
+    path.write_text(page("nnlabs — the series", body, None), encoding="utf-8")
     return path
 
 
