@@ -11,13 +11,16 @@ import dataclasses
 import difflib
 import importlib
 import inspect
-import json
+import math
+import os
+import shlex
 import sys
 from pathlib import Path
 
 import torch
 
 from nnlabs.labs import LABS, Patch
+from nnlabs.spine import rundir
 from nnlabs.spine.errors import UserError
 
 # makemore's short flags for the fields they share
@@ -45,6 +48,12 @@ def fields_from(args: argparse.Namespace, cls):
 # -----------------------------------------------------------------------------
 # nnlabs train / sample
 
+# makemore's MLP inits (ModelConfig.init); any other value would silently mean 'naive'
+INITS = ("naive", "scaled", "torch")
+# flags that say where a run computes, not what: they may differ from the recorded ones on --resume
+PLACE_FLAGS = ("device", "threads")
+MISSING = object()
+
 
 def train_parser() -> argparse.ArgumentParser:
     from nnlabs.spine.models import MODELS, ModelConfig
@@ -56,7 +65,10 @@ def train_parser() -> argparse.ArgumentParser:
                    help="one item per line; 'names.txt' = makemore's names (downloaded and checksummed once)")
     p.add_argument("-o", "--work-dir", default="out", help="run directory (config, metrics, checkpoint, samples)")
     p.add_argument("--type", default="transformer", choices=sorted(MODELS))
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint, with the "
+                   "flags recorded in its config.json")
+    p.add_argument("--force", action="store_true", help="start over in an -o that holds a run (its run files are "
+                   "deleted); with --resume, continue with flags that differ from the recorded ones")
     p.add_argument("--sample-only", action="store_true", help="only sample from the run directory's model")
     p.add_argument("-n", "--num-workers", type=int, default=0, help="accepted for makemore compatibility; "
                    "unused (batches are drawn from pre-encoded tensors)")
@@ -72,57 +84,172 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
+def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The fields the user set on the command line: argparse fills only unset names with defaults, so
+    names pre-set to a sentinel and still holding it were not given."""
+    names = vars(parser.parse_args([]))
+    parsed = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(names, MISSING)))
+    return {name for name, value in vars(parsed).items() if value is not MISSING}
+
+
+def check_sample_flags(top_k: int, temperature: float, num_samples: int) -> None:
+    if top_k == 0 or top_k < -1:
+        raise UserError(f"--top-k must be -1 (every token) or a positive number of tokens, not {top_k}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise UserError(f"--temperature must be a positive number, not {temperature}")
+    if num_samples < 1:
+        raise UserError(f"--num-samples must be a positive integer, not {num_samples}")
+
+
+def check_model_flags(args: argparse.Namespace) -> None:
+    for name in ("n_layer", "n_head", "n_embd", "n_embd2"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
+    if args.mlp_layers < 0 or args.num_workers < 0:
+        raise UserError("--mlp-layers and --num-workers must be 0 or more")
+    if args.type == "transformer" and args.n_embd % args.n_head:
+        raise UserError(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head} "
+                        "(each head gets n_embd / n_head channels)")
+    if not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout is a probability below 1, not {args.dropout}")
+    if args.init not in INITS:
+        raise UserError(f"--init must be one of {', '.join(INITS)}, not {args.init!r}")
+    if args.block_size is not None and args.block_size < 1:
+        raise UserError(f"--block-size must be a positive integer, not {args.block_size}")
+
+
+def resume_flags(args: argparse.Namespace, given: set[str], saved: dict, work_dir: Path) -> None:
+    """--resume: every flag the user did not give takes the run's recorded value, so the run continues as
+    it was trained; a given flag that differs from the recorded value is refused, naming it, unless --force."""
+    try:
+        recorded = {"type": saved["type"], "input_file": saved["input_file"], **saved["model"], **saved["train"]}
+    except (KeyError, TypeError):
+        raise UserError(f"{work_dir / 'config.json'} is not the config of an nnlabs train run (a lab's run? "
+                        "continue it with nnlabs lab <name> --resume); pass --force without --resume to start "
+                        "over") from None
+    differ = []
+    for name, value in recorded.items():
+        if name == "vocab_size" or not hasattr(args, name):
+            continue
+        if name not in given:
+            setattr(args, name, value)
+        elif getattr(args, name) != value and name not in PLACE_FLAGS:
+            differ.append(f"--{name.replace('_', '-')} {getattr(args, name)} (the run has {value})")
+    if differ and not args.force:
+        raise UserError(f"--resume: {'; '.join(differ)} differs from what {work_dir} was trained with: drop the "
+                        "flag to continue as recorded, or add --force to continue with the new value")
+
+
+def estimate_bytes(kind: str, mcfg, batch_size: int, n_items: int, longest: int) -> dict[str, int]:
+    """A training run's peak memory by what drives it (the flag to lower): the activations of one training
+    step kept for the backward pass; the encoded items and one evaluation batch (evaluation runs whole
+    rows of block_size); the weights with their gradients and AdamW's two moments. An estimate within a
+    small factor: enough to refuse a run that would swap, be killed or never finish."""
+    from nnlabs.spine.models import build_model
+
+    with torch.device("meta"):  # shapes only: no memory, no compute
+        params = sum(p.numel() for p in build_model(kind, mcfg).parameters())
+    T, C, V = mcfg.block_size, mcfg.n_embd, mcfg.vocab_size
+
+    def floats_per_position(span: int) -> int:  # activations at one position when attention spans `span`
+        return {"transformer": mcfg.n_layer * (16 * C + 2 * mcfg.n_head * span) + 2 * V + (span if mcfg.packed else 0),
+                "mlp": T * C + 3 * mcfg.n_embd2 * mcfg.mlp_layers + 2 * V}.get(kind, 2 * V)
+
+    # a training batch is cut after its longest item; packed rows let attention span up to a whole row
+    span = min(T, batch_size * (longest + 1)) if mcfg.packed else longest + 1
+    return {"--batch-size": 2 * 4 * batch_size * (longest + 1) * floats_per_position(span),  # float32 + grads
+            "--block-size": 2 * 8 * n_items * T + 4 * min(100, n_items) * T * floats_per_position(T),
+            "--n-embd/--n-layer": 4 * 4 * params}
+
+
+def memory_limit(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return int(0.9 * torch.cuda.get_device_properties(device).total_memory), "90 % of the GPU's memory"
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2, "half of this machine's memory"
+
+
 def load_run(work_dir: Path):
     """Rebuild the model of a run directory from its config.json and checkpoint.pt."""
     from nnlabs.spine.data import Vocab
     from nnlabs.spine.models import ModelConfig, build_model
-    from nnlabs.spine.train import config_from_dict
+    from nnlabs.spine.train import config_from_dict, load_checkpoint
 
     cfg_path, ckpt_path = work_dir / "config.json", work_dir / "checkpoint.pt"
     if not cfg_path.exists() or not ckpt_path.exists():
         raise UserError(f"{work_dir} has no config.json/checkpoint.pt; "
                         f"train into it first with: nnlabs train -o {work_dir}")
-    run = json.loads(cfg_path.read_text())
-    model = build_model(run["type"], config_from_dict(ModelConfig, run["model"]))
-    model.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=False)["model"])
-    return model, Vocab.from_dict(run["vocab"]), run
+    run = rundir.read_json(cfg_path)
+    try:
+        model = build_model(run["type"], config_from_dict(ModelConfig, run["model"]))
+        vocab, seed = Vocab.from_dict(run["vocab"]), run["train"]["seed"]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{cfg_path} is not the config of an nnlabs train run; sample a lab's runs through its "
+                        "report, or train into a new folder with nnlabs train -o") from None
+    try:
+        model.load_state_dict(load_checkpoint(ckpt_path)["model"])
+    except RuntimeError:
+        raise UserError(f"{ckpt_path} does not match the model in {cfg_path}; the run folder was altered: "
+                        "train it again with --force") from None
+    return model, vocab, {**run, "seed": seed}
 
 
 def cmd_train(argv: list[str]) -> int:
-    from nnlabs.spine.data import create_datasets
+    from nnlabs.spine.data import check_block_size, create_datasets, read_words
     from nnlabs.spine.models import PACKABLE, ModelConfig, build_model
     from nnlabs.spine.sample import NAMES_PROMPTS, sample_prompts
-    from nnlabs.spine.train import TrainConfig, train
+    from nnlabs.spine.train import TrainConfig, pick_device, train
 
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args, given = parser.parse_args(argv), given_flags(parser, argv)
     work_dir = Path(args.work_dir)
+    check_sample_flags(args.top_k, args.temperature, args.num_samples)
     if args.sample_only:
         return print_samples(work_dir, args.num_samples, args.top_k, args.temperature)
-    saved = json.loads((work_dir / "config.json").read_text()) if args.resume and (
-        work_dir / "config.json").exists() else None
-    if saved and (saved.get("type") != args.type or saved.get("input_file") != args.input_file):
-        raise UserError(f"--resume: {work_dir} holds a {saved.get('type')} run on {saved.get('input_file')}; "
-                        "pass the same --type and -i, or a new -o")
-    data = create_datasets(args.input_file, args.block_size)
-    if args.packed is None:  # a resumed run keeps its layout (runs from before packing have none: unpacked)
-        args.packed = saved["model"].get("packed", False) if saved else args.type in PACKABLE
-    mcfg = fields_from(argparse.Namespace(**{**vars(args), "vocab_size": len(data.vocab),
-                                             "block_size": data.block_size}), ModelConfig)
-    tcfg = fields_from(args, TrainConfig)
-    if tcfg.max_steps < 1 or tcfg.eval_interval < 1 or tcfg.batch_size < 1:
-        raise UserError("--max-steps, --eval-interval and --batch-size must be positive integers")
-    torch.manual_seed(tcfg.seed)  # model initialisation
-    model = build_model(args.type, mcfg)
-    print(f"{args.type}: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(data.vocab)}, "
-          f"block size {data.block_size}, {len(data.train_words)} train / {len(data.test_words)} test items")
-    prompts = [p for p in NAMES_PROMPTS if all(c in data.vocab.stoi for c in p)]
-    top_k = args.top_k if args.top_k > 0 else None
-    records = train(model, data.train, data.test, tcfg, work_dir, resume=args.resume,
-                    run_config={"type": args.type, "input_file": args.input_file, "model": dataclasses.asdict(mcfg),
-                                "vocab": data.vocab.to_dict()},
-                    sample_fn=lambda m: sample_prompts(m, data.vocab, prompts, data.block_size,
-                                                       device=next(m.parameters()).device, top_k=top_k,
-                                                       block_size=data.block_size))
+    with rundir.locked(work_dir):
+        rundir.refuse_overwrite(work_dir, resume=args.resume, force=args.force)
+        saved = None
+        if args.resume:
+            if not (work_dir / "checkpoint.pt").exists():
+                raise UserError(f"--resume: {work_dir} has no checkpoint.pt to continue from; drop --resume "
+                                "(with --force) to start the run over")
+            saved = rundir.read_json(work_dir / "config.json")
+            resume_flags(args, given, saved, work_dir)
+        check_model_flags(args)
+        tcfg = fields_from(args, TrainConfig)
+        tcfg.check()
+        quiet = os.environ.get("CI", "").lower() in ("1", "true")
+        words = read_words(args.input_file)
+        block_size = check_block_size(words, args.block_size, args.input_file)
+        if args.packed is None:  # a resumed run keeps its layout (runs from before packing have none: unpacked)
+            args.packed = False if saved else args.type in PACKABLE
+        mcfg = fields_from(argparse.Namespace(**{**vars(args), "vocab_size": len(set("".join(words))) + 1,
+                                                 "block_size": block_size}), ModelConfig)
+        need = estimate_bytes(args.type, mcfg, tcfg.batch_size, len(words), max(len(w) for w in words))
+        limit, what = memory_limit(pick_device(tcfg.device))
+        if sum(need.values()) > limit:
+            culprit = max(need, key=need.get)
+            raise UserError(f"this run would need about {sum(need.values()) / 1e9:,.1f} GB of memory (estimated), "
+                            f"over the {limit / 1e9:.1f} GB limit ({what}): lower {culprit}")
+        data = create_datasets(args.input_file, block_size, words=words, progress=not quiet)
+        if saved and saved.get("vocab") != data.vocab.to_dict():
+            raise UserError(f"--resume: {args.input_file} has other characters than when {work_dir} was trained; "
+                            "resume with the same input file, or pass --force without --resume to start over")
+        torch.manual_seed(tcfg.seed)  # model initialisation
+        model = build_model(args.type, mcfg)
+        print(f"{args.type}: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(data.vocab)}, "
+              f"block size {data.block_size}, {len(data.train_words)} train / {len(data.test_words)} test items")
+        prompts = [p for p in NAMES_PROMPTS if all(c in data.vocab.stoi for c in p)]
+        top_k = args.top_k if args.top_k > 0 else None
+        try:
+            records = train(model, data.train, data.test, tcfg, work_dir, resume=args.resume, force=args.force,
+                            run_config={"type": args.type, "input_file": args.input_file,
+                                        "model": dataclasses.asdict(mcfg), "vocab": data.vocab.to_dict()},
+                            sample_fn=lambda m: sample_prompts(m, data.vocab, prompts, data.block_size,
+                                                               device=next(m.parameters()).device, top_k=top_k,
+                                                               block_size=data.block_size))
+        except (MemoryError, torch.OutOfMemoryError):  # the estimate above is rough; never a traceback
+            raise UserError("the run ran out of memory (past the estimate); lower --batch-size, --block-size "
+                            "or the model size, and continue with --resume") from None
     val = [r for r in records if r["split"] == "val"]
     if val:
         best = min(val, key=lambda r: r["loss"])
@@ -134,9 +261,10 @@ def cmd_train(argv: list[str]) -> int:
 def print_samples(work_dir: Path, num: int, top_k: int, temperature: float) -> int:
     from nnlabs.spine.sample import generate
 
+    check_sample_flags(top_k, temperature, num)
     model, vocab, run = load_run(work_dir)
     block = run["model"]["block_size"]
-    g = torch.Generator().manual_seed(run["train"]["seed"])
+    g = torch.Generator().manual_seed(run["seed"])
     out = generate(model, torch.zeros(num, 1, dtype=torch.long), block, temperature, top_k if top_k > 0 else None,
                    generator=g, block_size=block)
     for ids in out:
@@ -252,5 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)
+        print(f"\ninterrupted: {after_interrupt(argv)}", file=sys.stderr)
         return 130
+
+
+def after_interrupt(argv: list[str]) -> str:
+    """What to run after Ctrl-C: training commands continue from their checkpoints with --resume."""
+    if argv[0] not in ("train", "lab") or "--sample-only" in argv:
+        return "run the command again to redo it"
+    again = [a for a in argv if a != "--force"] + ([] if "--resume" in argv else ["--resume"])
+    return f"the last checkpoint is intact; continue with: nnlabs {shlex.join(again)}"

@@ -182,12 +182,13 @@ def test_cli_train_resume_and_sample(tmp_path, tiny_corpus, capsys):
     assert config["model"]["packed"]  # the transformer's default; the MLP's is off (test_cli_rejects_bad_flags)
     samples = (out / "samples.txt").read_text().splitlines()
     assert {line.split("\t")[0] for line in samples} == {"0", "10", "20", "29"}
-    assert cli(args[:-6] + ["--max-steps", "40", "--eval-interval", "10", "-b", "8", "--resume"]) == 0
+    # a longer run is a different schedule: --resume refuses it unless --force (tests/test_reliability.py)
+    assert cli(args[:-6] + ["--max-steps", "40", "--eval-interval", "10", "-b", "8", "--resume", "--force"]) == 0
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 39
     plain = ["train", "-i", str(tiny_corpus), "-o", str(tmp_path / "plain"), "--n-layer", "1", "--n-embd", "16",
              "-b", "8", "--eval-interval", "10"]
     assert cli(plain + ["--max-steps", "10", "--no-packed"]) == 0
-    assert cli(plain + ["--max-steps", "20", "--resume"]) == 0  # resumes in the layout it was started with
+    assert cli(plain + ["--max-steps", "20", "--resume", "--force"]) == 0  # resumes in the layout it started with
     assert not json.loads((tmp_path / "plain" / "config.json").read_text())["model"]["packed"]
     capsys.readouterr()
     assert cli(["sample", "-o", str(out), "-n", "5"]) == 0

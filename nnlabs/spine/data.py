@@ -13,17 +13,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from nnlabs.spine.errors import UserError
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 MAX_LINE = 512  # one short item per line; anything longer is almost surely the wrong file
+CONTRACT_BYTES = 5 * 1024 * 1024  # the CPU contract: at most 5 MB of text per experiment
 
 
 # -----------------------------------------------------------------------------
@@ -75,7 +78,15 @@ def resolve_input(path: str | Path) -> Path:
 def read_words(path: str | Path) -> list[str]:
     """Stripped non-empty lines of a UTF-8 text file, or one clear error saying what is wrong with it."""
     p = resolve_input(path)
-    raw = p.read_bytes()
+    if p.is_dir():
+        raise UserError(f"input file {p} is a folder; pass a text file with one item per line via -i")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read input file {p} ({e.strerror}); pass a readable text file via -i") from None
+    if len(raw) > CONTRACT_BYTES:
+        print(f"warning: {p} is {len(raw) / 1e6:.1f} MB, past the CPU contract's 5 MB per experiment: encoding "
+              "it takes a while (progress below) and training on it will be slow", file=sys.stderr)
     if b"\x00" in raw:
         raise UserError(f"{p} looks binary (it contains NUL bytes); pass a UTF-8 text file, one item per line")
     try:
@@ -233,6 +244,40 @@ def encode_words(words: list[str], vocab: Vocab, block_size: int) -> SequenceDat
     return SequenceData(x, y)
 
 
+ENCODE_CHUNK = 100_000  # items per vectorised pass: bounds the temporary index tensors
+
+
+def encode_chars(words: list[str], vocab: Vocab, block_size: int, progress: bool = False) -> SequenceData:
+    """encode_words for a vocabulary of single characters (no specials), a chunk of items at a time: the
+    same x and y (tested), a 50 MB file in seconds instead of minutes, with a progress bar."""
+    x = torch.zeros(len(words), block_size, dtype=torch.long)
+    y = torch.full((len(words), block_size), -1, dtype=torch.long)
+    chunks = range(0, len(words), ENCODE_CHUNK)
+    for start in tqdm(chunks, desc="encoding", unit="chunk", disable=not progress or len(chunks) < 2):
+        _encode_chunk(words[start:start + ENCODE_CHUNK], vocab, x[start:], y[start:])
+    return SequenceData(x, y)
+
+
+def _encode_chunk(words: list[str], vocab: Vocab, x: torch.Tensor, y: torch.Tensor) -> None:
+    n = torch.tensor([len(w) for w in words], dtype=torch.long)  # [N] characters per item
+    if len(words) and int(n.max()) + 1 > x.shape[1]:
+        w = words[int(n.argmax())]
+        raise UserError(f"item {w[:40]!r} needs {len(w) + 1} positions but the block size is "
+                        f"{x.shape[1]}; raise --block-size to at least {len(w) + 1}")
+    codes = torch.frombuffer(bytearray("".join(words).encode("utf-32-le")), dtype=torch.int32).long()  # [L]
+    table = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.long)  # sorted code points = token - 1
+    ids = torch.searchsorted(table, codes).clamp(max=len(table) - 1)  # [L]
+    unknown = table[ids] != codes
+    if unknown.any():
+        raise UserError(f"character {chr(int(codes[unknown][0]))!r} is not in the vocabulary of this model")
+    ids += 1
+    row = torch.repeat_interleave(torch.arange(len(words)), n)  # [L] item of each character
+    col = torch.arange(len(codes)) - torch.repeat_interleave(n.cumsum(0) - n, n)  # [L] position inside it
+    x[row, col + 1] = ids
+    y[row, col] = ids
+    y[torch.arange(len(words)), n] = 0  # predict the end token
+
+
 @dataclass
 class WordDatasets:
     vocab: Vocab
@@ -243,16 +288,24 @@ class WordDatasets:
     test: SequenceData
 
 
-def create_datasets(input_file: str | Path, block_size: int | None = None, seed: int = 3407) -> WordDatasets:
-    """makemore's create_datasets: read, build the vocabulary from all words, split, encode."""
-    words = read_words(input_file)
+def create_datasets(input_file: str | Path, block_size: int | None = None, seed: int = 3407,
+                    words: list[str] | None = None, progress: bool = False) -> WordDatasets:
+    """makemore's create_datasets: read (or take `words` already read from input_file), build the
+    vocabulary from all words, split, encode."""
+    words = read_words(input_file) if words is None else words
     vocab = Vocab("".join(words))
+    block_size = check_block_size(words, block_size, input_file)
+    train_words, test_words = makemore_split(words, seed)
+    return WordDatasets(vocab, block_size, train_words, test_words, encode_chars(train_words, vocab, block_size,
+                        progress), encode_chars(test_words, vocab, block_size, progress))
+
+
+def check_block_size(words: list[str], block_size: int | None, input_file) -> int:
+    """The longest item + 1 by default; a smaller --block-size is an error naming the need."""
     needed = max(len(w) for w in words) + 1
     if block_size is None:
-        block_size = needed
-    elif block_size < needed:
+        return needed
+    if block_size < needed:
         raise UserError(f"{input_file}: the longest item needs block size {needed}, but --block-size is "
                         f"{block_size}; raise it or drop the flag")
-    train_words, test_words = makemore_split(words, seed)
-    return WordDatasets(vocab, block_size, train_words, test_words,
-                        encode_words(train_words, vocab, block_size), encode_words(test_words, vocab, block_size))
+    return block_size

@@ -4,7 +4,9 @@ the fixed prompt set sampled at every evaluation, atomic checkpoints and exact r
 A run directory holds config.json, metrics.jsonl, samples.txt and checkpoint.pt. A killed run
 restarted with resume=True continues from its last checkpoint (at most one eval interval lost) on the
 same trajectory it would have followed uninterrupted: the model, optimizer and both RNG states are
-in the checkpoint, and metric lines written after it are dropped.
+in the checkpoint, and metric lines written after it are dropped. The run directory is locked while a
+run writes to it and is never overwritten unasked (`nnlabs.spine.rundir`); checkpoints hold tensors and
+plain data only and load with weights_only=True, so loading one never runs code.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -20,6 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from nnlabs.spine import rundir
 from nnlabs.spine.data import SequenceData
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.macs import count_macs
@@ -40,6 +44,23 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0  # torch CPU threads; 0 = leave PyTorch's default
 
+    def check(self) -> None:
+        """One sentence naming the flag for a value that would crash, hang or silently mean something else."""
+        for name in ("max_steps", "batch_size", "eval_interval", "eval_train_items"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{flag(name)} must be a positive integer, not {getattr(self, name)}")
+        for name in ("warmup_steps", "threads"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{flag(name)} must be 0 or more, not {getattr(self, name)}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UserError(f"--learning-rate must be a positive number, not {self.learning_rate}")
+        for name in ("weight_decay", "grad_clip"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise UserError(f"--{flag(name)} must be a number >= 0, not {getattr(self, name)}")
+        if not 0 <= self.min_lr_frac <= 1:
+            raise UserError(f"--min-lr-frac must be between 0 and 1, not {self.min_lr_frac}")
+        pick_device(self.device)
+
     def lr_at(self, step: int) -> float:
         """Linear warmup, then cosine from learning_rate down to min_lr_frac * learning_rate."""
         if step < self.warmup_steps:
@@ -49,12 +70,51 @@ class TrainConfig:
         return floor + 0.5 * (self.learning_rate - floor) * (1 + math.cos(math.pi * progress))
 
 
+def flag(field: str) -> str:
+    """The command-line flag of a config field: flags map 1:1 onto fields."""
+    return field.replace("_", "-")
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device; use auto, cpu or cuda (cuda:N for the N-th GPU)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                            f"numbered from 0; use --device cuda or auto")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name} was asked for but MPS is not available here; use --device cpu or auto")
+    elif device.type not in ("cpu", "mps"):
+        raise UserError(f"--device {name} is not supported; use auto, cpu, cuda or mps")
+    return device
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Tensors and plain data only (weights_only=True): a checkpoint from anyone can never run code when
+    loaded. Loaded to the CPU (RNG states must live there; load_state_dict moves the rest to the model)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist; train into its folder first") from None
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():
+            raise UserError(f"{path} holds objects other than tensors and plain data (loading it could run "
+                            "code), so it was not loaded; use only checkpoints that nnlabs wrote") from None
+        raise UserError(f"{path} is damaged or not a checkpoint ({e}); delete it, or pass --force to start "
+                        "over") from None
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
+        raise UserError(f"{path} is damaged or not a checkpoint ({type(e).__name__}: {str(e)[:80]}); "
+                        "delete it, or pass --force to start over") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path} is not an nnlabs checkpoint (no model in it); delete it, or pass --force to "
+                        "start over")
+    return state
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -92,21 +152,28 @@ def write_json(path: Path, obj) -> None:
 
 
 def train(model, train_data: SequenceData, val_data: SequenceData, cfg: TrainConfig, work_dir: str | Path, *,
-          run_config: dict | None = None, resume: bool = False,
+          run_config: dict | None = None, resume: bool = False, force: bool = False,
           on_eval: Callable[[object, int], dict] | None = None,
           sample_fn: Callable[[object], list[tuple[str, str]]] | None = None,
           progress: bool | None = None) -> list[dict]:
     """Train `model` and return its eval records. `on_eval(model, step)` may add lab metrics to each
-    eval record; `sample_fn(model)` returns (prompt, sample) pairs written to samples.txt."""
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    threads_before = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
-        return _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_eval, sample_fn, progress)
-    finally:
-        torch.set_num_threads(threads_before)  # a run's thread count must not leak into the caller
+    eval record; `sample_fn(model)` returns (prompt, sample) pairs written to samples.txt.
+    `resume` continues from work_dir's checkpoint if it has one (else starts); `force` starts over in a
+    directory that holds a run. Without either, such a directory is refused, never overwritten."""
+    cfg.check()
+    with rundir.locked(work_dir) as work_dir:
+        if force and not resume:
+            rundir.start_over(work_dir)
+        elif not resume:
+            rundir.refuse_overwrite(work_dir, resume=False, force=False)
+        threads_before = torch.get_num_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        try:
+            return _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_eval, sample_fn,
+                          progress)
+        finally:
+            torch.set_num_threads(threads_before)  # a run's thread count must not leak into the caller
 
 
 def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_eval, sample_fn, progress):
@@ -127,12 +194,17 @@ def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_ev
     gen = torch.Generator().manual_seed(cfg.seed)  # batch order
     start, tokens, wall, records = 0, 0, 0.0, []
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["batch_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        start, tokens, wall = state["step"] + 1, state["tokens"], state["wall_s"]
+        state = load_checkpoint(ckpt_path)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            gen.set_state(state["batch_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            start, tokens, wall = state["step"] + 1, state["tokens"], state["wall_s"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise UserError(f"{ckpt_path} does not fit this run's model ({type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0][:100]}); resume with the flags it was trained "
+                            "with, or pass --force without --resume to start over") from None
         records = [r for r in _read_records(metrics_path) if r["step"] <= state["step"]]
     for name in ("metrics.jsonl", "samples.txt"):
         if not resume or start == 0:
@@ -189,14 +261,15 @@ def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_ev
 
 
 def _read_records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rundir.read_jsonl(path) if path.exists() else []
 
 
 def _truncate_samples(path: Path, last_step: int) -> None:
     if path.exists():
-        keep = [line for line in path.read_text().splitlines(keepends=True) if int(line.split("\t", 1)[0]) <= last_step]
+        # a line cut short by a crash may lack its step: it is dropped with the lines after the checkpoint
+        lines = path.read_text().splitlines(keepends=True)
+        steps = [line.split("\t", 1)[0] for line in lines]
+        keep = [line for line, s in zip(lines, steps) if s.isdecimal() and line.endswith("\n") and int(s) <= last_step]
         path.write_text("".join(keep))
 
 
