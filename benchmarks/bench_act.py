@@ -3,10 +3,10 @@
 Half the positions are made to halt after `a` passes and half after `b` (the halting unit is scripted:
 position parity decides), so the mean is (a + b) / 2 passes; the fixed-depth model runs exactly that
 many passes everywhere. If halted positions really leave the computation, ACT's measured MACs match the
-fixed model's at equal mean passes (the scripted halting unit runs no nn.Linear; a learned one adds C
-MACs per position-pass; attention differs slightly because different query rows run), and an ACT run
-where every position halts after one pass costs what one fixed pass costs. Wall time shows the price of
-gathering and scattering rows.
+fixed model's at equal mean passes (plus the halting unit's C MACs per position-pass — the script
+replaces its linear layer's output, not the layer; attention differs slightly because different query
+rows run), and an ACT run where every position halts after one pass costs what one fixed pass costs.
+Wall time shows the price of gathering and scattering rows.
 
     python benchmarks/bench_act.py [--quick]
 """
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from nnlabs.labs.act import ActConfig, RecurrentDepth
+from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 
@@ -32,12 +32,13 @@ def scripted_act(config: ModelConfig, max_steps: int, passes: tuple[int, int]) -
         rows_now[:] = [rows, n]
         return step(state, n, rows, kv, T)
 
-    def halting(s):
+    def halting_logit(s):
         rows, n = rows_now
         need = torch.where((rows % config.block_size) % 2 == 0, passes[0], passes[1])
-        return (n + 1 >= need).float()  # h = 1 at the pass a position should stop at, 0 before
+        # h = sigmoid(+-30): 1 at the pass a position should stop at, 0 before
+        return torch.where(n + 1 >= need, 30.0, -30.0)[:, None]
 
-    m.step, m.halting.forward = recording_step, halting
+    m.step, m.halting.linear.forward = recording_step, halting_logit
     return m
 
 

@@ -11,22 +11,25 @@ import torch
 
 from nnlabs.cli import lab_diff
 from nnlabs.labs import act
-from nnlabs.labs.moe import MoE, MoEConfig
+from nnlabs.labs.act import experiment, metrics
+from nnlabs.labs.act.data import VOCAB
+from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
+from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
 
 C, V = 8, 15
 
 
-def model(halting="act", max_steps=5, window=0, **kw) -> act.RecurrentDepth:
+def model(halting="act", max_steps=5, window=0, **kw) -> RecurrentDepth:
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=V, block_size=6, n_layer=1, n_head=2, n_embd=C)
-    return act.RecurrentDepth(cfg, act.ActConfig(halting=halting, max_steps=max_steps, window=window, **kw))
+    return RecurrentDepth(cfg, ActConfig(halting=halting, max_steps=max_steps, window=window, **kw))
 
 
-def scripted(m: act.RecurrentDepth, H: torch.Tensor | None) -> list:
+def scripted(m: RecurrentDepth, H: torch.Tensor | None) -> list:
     """Record (pass, running rows, new states, state) of every pass; make the halting unit say
-    H[pass, position] when H is given."""
+    h = H[pass, position] when H is given (through its linear layer: sigmoid(logit(h)) = h)."""
     calls = []
     step = m.step
 
@@ -37,7 +40,7 @@ def scripted(m: act.RecurrentDepth, H: torch.Tensor | None) -> list:
 
     m.step = recording_step
     if H is not None:
-        m.halting.forward = lambda s: H[calls[-1][0], calls[-1][1]]
+        m.halting.linear.forward = lambda s: torch.logit(H[calls[-1][0], calls[-1][1]].double()).float()[:, None]
     return calls
 
 
@@ -139,17 +142,17 @@ def test_early_exit_stops_when_confident():
     x = torch.randint(V, (3, 6))
     cols = torch.zeros(6, dtype=torch.bool)
     cols[-1] = True
-    _, steps = act.early_exit(m, x, cols, threshold=0.0)
+    _, steps = metrics.early_exit(m, x, cols, threshold=0.0)
     assert steps.eq(1).all()
-    _, steps = act.early_exit(m, x, cols, threshold=1.1)
+    _, steps = metrics.early_exit(m, x, cols, threshold=1.1)
     assert steps.eq(4).all()
 
 
-def moe_model(**kw) -> act.RecurrentDepth:
+def moe_model(**kw) -> RecurrentDepth:
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=V, block_size=6, n_layer=1, n_head=2, n_embd=C)
     moe = MoEConfig(n_experts=3, balance_alpha=0.5, z_alpha=0.0)
-    return act.RecurrentDepth(cfg, act.ActConfig(max_steps=5, **kw), lambda c, layer: MoE(c, layer, moe))
+    return RecurrentDepth(cfg, ActConfig(max_steps=5, **kw), lambda c, layer: MoE(c, layer, moe))
 
 
 def test_moe_in_the_shared_block_routes_every_pass_and_counts_its_loss_on_each():
@@ -166,25 +169,25 @@ def test_moe_in_the_shared_block_routes_every_pass_and_counts_its_loss_on_each()
     m.blocks[0].ffn.route = recording_route
     x = torch.randint(V, (2, 6))
     m(x, x)
-    steps = m.halting.steps
-    assert steps.min() < steps.max() and len(seen) == len(m.ffn_stats) == int(steps.max())
-    grid = act.experts_by_pass(m, steps)
+    steps, ffn = m.halting.steps, m.blocks[0].ffn
+    assert steps.min() < steps.max() and len(seen) == len(ffn.per_call) == int(steps.max())
+    grid = metrics.experts_by_pass(m, steps)
     for n, chosen, _ in seen:  # pass n ran exactly the positions with steps > n, in flat order
         assert torch.equal(grid.view(-1, 5)[:, n][steps.view(-1) > n], chosen)
         assert grid.view(-1, 5)[:, n][steps.view(-1) <= n].eq(-1).all()
-    moe_loss = float(m.blocks[0].ffn.aux_loss.detach())
-    assert moe_loss == pytest.approx(sum(float(a.detach()) for _, _, a in seen))  # counted on every pass
+    moe_loss = sum(float(a.detach()) for a, _ in ffn.per_call)  # the spine counts it on every pass
+    assert moe_loss == pytest.approx(sum(float(a.detach()) for _, _, a in seen))
     assert float(m.diagnostics["aux_loss"]) == pytest.approx(moe_loss + float(m.halting.aux_loss.detach()))
 
 
 def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
-    budget = act.BUDGETS["tiny"]
+    budget = experiment.BUDGETS["tiny"]
     torch.manual_seed(0)
-    dense = act.build_model(budget, "fixed2", block_size=8)
+    dense = experiment.build_model(budget, "fixed2", block_size=8)
     torch.save({"model": dense.state_dict()}, tmp_path / "checkpoint.pt")
-    moe = act.build_model(budget, "fixed2_moe4", block_size=8)
-    act.warm_start(moe, tmp_path / "checkpoint.pt")
-    x = torch.randint(len(act.VOCAB), (3, 8))
+    moe = experiment.build_model(budget, "fixed2_moe4", block_size=8)
+    experiment.warm_start(moe, tmp_path / "checkpoint.pt")
+    x = torch.randint(len(VOCAB), (3, 8))
     dense.eval(), moe.eval()
     torch.testing.assert_close(moe(x)[0], dense(x)[0], rtol=1e-5, atol=1e-5)  # top-2 of identical experts
     experts = moe.blocks[0].ffn.experts
@@ -196,13 +199,13 @@ def test_routing_by_pass_information_on_hand_made_routing():
     # run A: the expert is the pass, whatever the character -> I(expert; pass) = 1 bit, I(expert; char) = 0
     ex = [{"input": "1", "answer": "0", "experts": [[0, 1], [0, 1], [0, 1]]}]
     a = {"max_steps": 2, "experts": 2, "splits": {"test": {"examples": ex}}}
-    r = act.routing_by_pass(a)
+    r = metrics.routing_by_pass(a)
     assert r["mi_pass"] == pytest.approx(1.0) and r["mi_char"] == pytest.approx(0.0)
     assert r["mi_pass_given_char"] == pytest.approx(1.0) and r["share"] == [[1.0, 0.0], [0.0, 1.0]]
     # run B: '.' always goes to expert 0, the rest to 1, and position '=' halted after one pass (-1):
     # assignments (char, pass, expert): (.,0,0) (.,1,0) (1,0,1) (1,1,1) (=,0,1) -> the character decides
     ex = [{"input": "1", "answer": "0", "experts": [[0, 0], [1, 1], [1, -1]]}]
-    r = act.routing_by_pass({**a, "splits": {"test": {"examples": ex}}})
+    r = metrics.routing_by_pass({**a, "splits": {"test": {"examples": ex}}})
     assert r["assignments"] == 5 and r["mi_pass_given_char"] == pytest.approx(0.0)
     assert r["mi_char"] == pytest.approx(r["h_expert"])  # H(expert) = H(2/5, 3/5)
     assert r["h_expert"] == pytest.approx(-(0.4 * math.log2(0.4) + 0.6 * math.log2(0.6)))
@@ -213,7 +216,7 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     for name in ("report.md", "act.html", "figures/accuracy_vs_compute.png", "figures/halting_by_difficulty.png",
                  "figures/tau_tradeoff.png", "figures/per_example_compute.png", "parity-act_tau0.01/metrics.jsonl",
                  "figures/moe_routing_by_pass.png", "parity-act_tau0.001_moe4/analysis.json",
-                 "parity-exit0.9/analysis.json"):
+                 "parity-exit0.9/analysis.json", "payoff.json"):
         assert (tmp_path / name).exists(), name
     a = json.loads((tmp_path / "parity-act_tau0.01" / "analysis.json").read_text())
     assert {"test", "lengthgen"} <= set(a["splits"]) and a["splits"]["test"]["macs_per_example"] > 0

@@ -8,7 +8,11 @@ Extension points the labs patch (see `nnlabs diff <lab>`):
   * Transformer.run_blocks(x) — the loop over blocks is one method a lab can override (the ACT lab
     repeats a block with a halting unit).
   * any submodule may set `self.aux_loss` (a scalar tensor, added to the loss) and `self.stats` (a dict,
-    reported in diagnostics) during forward — e.g. a load-balancing loss, a ponder cost.
+    reported in diagnostics) during forward — e.g. a load-balancing loss, a ponder cost. A submodule
+    called several times in one forward (a block shared across passes) reports on every call: its
+    losses add up, and `module.per_call` lists (aux_loss, stats) of each call of the last forward.
+  * CausalSelfAttention.project(x) -> q, k, v and .mix(q, k, v, mask) — the pieces of attention a lab
+    can call on rows of its own choosing (the ACT lab runs them on the positions still pondering).
 """
 
 from __future__ import annotations
@@ -45,23 +49,51 @@ class LanguageModel(nn.Module):
         super().__init__()
         self.diagnostics: dict = {}
         self._reporters: list[tuple[str, nn.Module]] | None = None
+        self.register_forward_pre_hook(start_reports)
 
-    def finish(self, logits: torch.Tensor, targets: torch.Tensor | None):
+    def reporters(self) -> list[tuple[str, nn.Module]]:
         if self._reporters is None:  # found once: the modules that report aux losses or stats
             self._reporters = [(n, m) for n, m in self.named_modules()
                                if m is not self and (hasattr(m, "aux_loss") or hasattr(m, "stats"))]
-        self.diagnostics = {name: m.stats for name, m in self._reporters if getattr(m, "stats", None)}
+            for _, m in self._reporters:
+                m.per_call = []
+                m.register_forward_hook(record_call)
+        return self._reporters
+
+    def finish(self, logits: torch.Tensor, targets: torch.Tensor | None):
+        self.diagnostics = {name: m.stats for name, m in self.reporters() if getattr(m, "stats", None)}
         if targets is None:
             return logits, None
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         loss = nll
-        aux = [m.aux_loss for _, m in self._reporters if getattr(m, "aux_loss", None) is not None]
+        aux = [a for a in (summed_aux(m) for _, m in self._reporters) if a is not None]
         if aux:
             aux_total = torch.stack(aux).sum()
             loss = nll + aux_total
             self.diagnostics["aux_loss"] = aux_total.detach()
         self.diagnostics["nll"] = nll.detach()
         return logits, loss
+
+
+def start_reports(model: LanguageModel, args) -> None:
+    """Before each forward: no losses reported yet, and a fresh record of each reporter's calls."""
+    for _, m in model.reporters():
+        m.per_call = []
+        if hasattr(m, "aux_loss"):
+            m.aux_loss = None
+
+
+def record_call(module: nn.Module, args, output) -> None:
+    module.per_call.append((getattr(module, "aux_loss", None), getattr(module, "stats", None)))
+
+
+def summed_aux(module: nn.Module) -> torch.Tensor | None:
+    """The module's loss in this forward: the sum over the calls that set one (a block shared across
+    passes reports on each, as each layer of a deep stack would), or the one it set outside a call."""
+    losses = [a for a, _ in module.per_call if a is not None]
+    if len(losses) > 1:
+        return torch.stack(losses).sum()
+    return losses[0] if losses else getattr(module, "aux_loss", None)
 
 
 # -----------------------------------------------------------------------------
@@ -165,13 +197,22 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd)
 
     def forward(self, x, mask=None):
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        # softmax(q k^T / sqrt(d)) v over the causal prefix, fused (no T x T mask tensor in Python), or over
-        # the causal prefix inside one item when rows are packed (`mask`, from item_layout)
+        q, k, v = self.project(x)
+        return self.proj(self.mix(q, k, v, mask))
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[..., C] -> queries, keys, values, [..., C] each."""
+        return self.qkv(x).chunk(3, dim=-1)
+
+    def mix(self, q, k, v, mask=None) -> torch.Tensor:
+        """[B, T, C] queries, keys, values -> [B, T, C], each head's softmax(q k^T / sqrt(d)) v, before the
+        output projection. Over the causal prefix, fused (no T x T mask tensor in Python), or where `mask`
+        allows (packed rows: the causal prefix inside one item, from item_layout)."""
+        B, T, C = q.shape
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # [B, H, T, D]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return y.transpose(1, 2).reshape(B, T, C)
 
     def count_macs(self, inputs, output) -> int:
         # position t attends to t+1 positions: QK^T and AV each cost (t+1)*C MACs; summed over t.
@@ -245,6 +286,11 @@ class Transformer(LanguageModel):
         return self.wte(idx) + self.wpe(positions)
 
     def forward(self, idx, targets=None):
+        # extension point 3: a submodule with a `target_mask` gets [B, T], False where there is no target
+        # (padding), e.g. to leave padding out of a balancing loss
+        for m in self.modules():
+            if hasattr(m, "target_mask"):
+                m.target_mask = None if targets is None else targets >= 0
         positions, mask = item_layout(idx) if self.config.packed else (None, None)
         x = self.run_blocks(self.drop(self.embed(idx, positions)), mask)
         return self.finish(self.lm_head(self.ln_f(x)), targets)

@@ -1,0 +1,202 @@
+"""Part 5 — adaptive computation: one shared transformer block applied pass after pass, a halting unit
+deciding per position how many passes it gets; accuracy against measured compute.
+
+The experiment: fixed depth, ACT at three ponder-cost weights, PonderNet and the confidence early
+exit on the pack's algorithmic tasks, trained by a depth curriculum; 5.5 puts Part 4's MoE inside the
+shared block. Each run directory gets config.json, metrics.jsonl, checkpoint.pt and analysis.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from nnlabs.labs import lab_parser, run_config
+from nnlabs.labs.act.data import VOCAB, encode, load_task, seq_len
+from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
+from nnlabs.labs.act.metrics import evaluate, summarize
+from nnlabs.labs.act.report import report
+from nnlabs.labs.moe.layer import MoE, MoEConfig
+from nnlabs.pack import algorithmic
+from nnlabs.spine.errors import UserError
+from nnlabs.spine.models import ModelConfig
+from nnlabs.spine.train import TrainConfig, train
+
+MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from the budget)
+    "fixed1": {"halting": "fixed", "max_steps": 1}, "fixed2": {"halting": "fixed", "max_steps": 2},
+    "fixed4": {"halting": "fixed", "max_steps": 4}, "fixed8": {"halting": "fixed", "max_steps": 8},
+    "act_tau0.001": {"halting": "act", "tau": 0.001}, "act_tau0.01": {"halting": "act", "tau": 0.01},
+    "act_tau0.1": {"halting": "act", "tau": 0.1}, "ponder": {"halting": "ponder"},
+}
+ALL = tuple(MODELS)
+# 5.5: the shared block's feed-forward as a top-2 mixture of 4 experts (Part 4's MoE), upcycled from the
+# deepest dense fixed model, then ACT on top: does expert choice follow the pass?
+EXPERTS, TOP_K = 4, 2
+MODELS.update({f"{name}_moe{EXPERTS}": {**MODELS[name], "experts": EXPERTS}
+               for name in ("fixed2", "fixed8", "act_tau0.001")})
+MOE = ("fixed8_moe4", "act_tau0.001_moe4")
+# Attention sees only the previous position (and itself): information crosses one position per pass, so
+# the passes a position needs grow with how far back its answer depends. One pass cannot see a whole
+# parity string; eight can span the suite's training lengths.
+WINDOW = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActBudget:
+    tasks: dict[str, tuple[str, ...]]  # task -> the models run on it, in curriculum order
+    iters: int  # training steps of the first (shallowest) fixed model
+    grow: int  # training steps of each deeper fixed model, from the previous one
+    finetune: int  # training steps of each adaptive model, from the deepest fixed one
+    batch: int
+    n_embd: int
+    max_steps: int  # the pass cap (and the deepest fixed model's depth)
+    lr: float
+    exit: tuple[float, ...]  # confidence thresholds of the early-exit baseline
+    sizes: dict[str, int]  # examples per split
+
+
+BUDGETS = {
+    "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder", "fixed2_moe4",
+                                        "act_tau0.001_moe4")},
+                      iters=12, grow=6, finetune=6, batch=16, n_embd=16, max_steps=2, lr=1e-3, exit=(0.9,),
+                      sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}),
+    "quick": ActBudget(tasks={"parity": ALL + MOE}, iters=300, grow=800, finetune=300, batch=64, n_embd=64,
+                       max_steps=8, lr=1e-3, exit=(0.9, 0.99),
+                       sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}),
+    "full": ActBudget(tasks={t: ALL + (MOE if t == "parity" else ()) for t in algorithmic.TASKS},
+                      iters=300, grow=1000, finetune=500, batch=64, n_embd=64, max_steps=8, lr=1e-3,
+                      exit=(0.9, 0.99), sizes={"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000}),
+}
+
+
+def build_model(budget: ActBudget, name: str, block_size: int) -> RecurrentDepth:
+    spec = {"max_steps": budget.max_steps, "window": WINDOW, **MODELS[name]}
+    experts = spec.pop("experts", 0)
+    if spec["halting"] != "fixed":
+        # start by pondering to the cap (h ~ 0.05), learn to stop early later
+        spec.update(halt_bias=-3.0, prior=0.2)
+    config = ModelConfig(vocab_size=len(VOCAB), block_size=block_size, n_layer=1, n_head=4, n_embd=budget.n_embd)
+    if not experts:
+        return RecurrentDepth(config, ActConfig(**spec))
+    moe = MoEConfig(n_experts=experts, top_k=TOP_K)
+    return RecurrentDepth(config, ActConfig(**spec), lambda c, layer: MoE(c, layer, moe))
+
+
+def warm_start(model: RecurrentDepth, checkpoint: Path) -> None:
+    """Start from a trained model of the same lab: the same block, more passes (extra step embeddings
+    keep their fresh init), a fresh halting unit (bias -3: every position starts at the cap), or a
+    mixture of experts upcycled from a dense feed-forward (Komatsuzaki et al. 2023, "Sparse upcycling"):
+    every expert a copy of it, the router fresh. Top-2 gates are renormalised to sum to 1, so two
+    identical experts compute exactly the dense layer: the upcycled model starts where the dense one
+    ended, and the experts drift apart as the router sends them different tokens."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    wse = model.wse.weight.detach().clone()
+    n = min(len(wse), len(state["wse.weight"]))
+    wse[:n] = state["wse.weight"][:n]
+    state["wse.weight"] = wse
+    upcycle = isinstance(model.blocks[0].ffn, MoE) and "blocks.0.ffn.up.weight" in state
+    if upcycle:
+        for k in [k for k in state if k.startswith("blocks.0.ffn.")]:
+            v = state.pop(k)
+            for i in range(model.blocks[0].ffn.moe.n_experts):
+                state[k.replace("blocks.0.ffn.", f"blocks.0.ffn.experts.{i}.")] = v
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    fresh = ("halting.",) + (("blocks.0.ffn.router.", "blocks.0.ffn.balance_bias") if upcycle else ())
+    assert not unexpected and all(k.startswith(fresh) for k in missing), (missing, unexpected)
+
+
+def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, args, exits=(),
+            init_from=None) -> dict:
+    """Train one model (from scratch, or from the run `init_from`), evaluate it, and write its run
+    directory (+ one directory per early-exit threshold in `exits`, which reuse this model)."""
+    block_size = max(seq_len(r) for rows in splits.values() for r in rows)
+    torch.manual_seed(args.seed)
+    model = build_model(budget, name, block_size)
+    iters = budget.iters
+    if init_from is not None:
+        iters = budget.finetune if model.act.halting != "fixed" else budget.grow
+        warm_start(model, out / init_from / "checkpoint.pt")
+    val = encode(splits["val"], block_size)
+
+    def on_eval(m, step):
+        return {"val_acc": summarize(evaluate(m, splits["val"]))["acc"], **m.halting.stats}
+
+    # tiny matrices: one thread beats two fighting over a busy CPU
+    cfg = TrainConfig(max_steps=iters, batch_size=budget.batch, learning_rate=budget.lr,
+                      warmup_steps=min(100, iters // 5), eval_interval=max(1, iters // 4),
+                      eval_train_items=budget.sizes["val"], seed=args.seed, device="cpu", threads=1)
+    moe = getattr(model.blocks[0].ffn, "moe", None)
+    settings = {"task": task, "variant": name, "init_from": init_from, "act": asdict(model.act),
+                "moe": asdict(moe) if moe else None}
+    t0 = time.perf_counter()
+    train(model, encode(splits["train"], block_size), val, cfg, out / f"{task}-{name}",
+          run_config=run_config(lab="act", run=f"{task}-{name}", budget=args.budget, seed=args.seed,
+                                model=asdict(model.config), **settings),
+          on_eval=on_eval, resume=args.resume)
+    train_s = time.perf_counter() - t0
+    results = [(name, model.act.halting, None)] + [(f"exit{t}", "exit", t) for t in exits]
+    analyses = []
+    for run_name, kind, threshold in results:
+        run_dir = out / f"{task}-{run_name}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        analysis = {"task": task, "model": run_name, "kind": kind, "max_steps": model.act.max_steps,
+                    "experts": MODELS.get(run_name, {}).get("experts", 0),
+                    "tau": model.act.tau if kind == "act" else None, "exit_threshold": threshold,
+                    "train_s": round(train_s, 2), "splits": {}}
+        for split in ("test", "lengthgen"):
+            records = evaluate(model, splits[split], threshold)
+            analysis["splits"][split] = {**summarize(records), "examples": records}
+        if kind == "exit":
+            config = run_config(lab="act", run=f"{task}-{run_name}", budget=args.budget, seed=args.seed,
+                                model=asdict(model.config), **{**settings, "variant": run_name},
+                                derived_from=f"{task}-{name}", exit_threshold=threshold)
+            (run_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (run_dir / "analysis.json").write_text(json.dumps(analysis) + "\n")
+        analyses.append(analysis)
+    return analyses[0]
+
+
+def main(argv: list[str]) -> int:
+    p = lab_parser("act", __doc__.split("\n\n")[0], BUDGETS, seed=0)
+    p.add_argument("--tasks", default="", help="comma-separated subset of the budget's tasks")
+    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    args = p.parse_args(argv)
+    budget = BUDGETS[args.budget]
+    tasks = [t for t in args.tasks.split(",") if t] or list(budget.tasks)
+    for t in tasks:
+        if t not in budget.tasks:
+            raise UserError(f"--tasks: unknown task {t!r}; choose from {', '.join(budget.tasks)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for task in tasks:
+        splits = load_task(task, args.seed, budget.sizes)
+        names = budget.tasks[task]
+        family = {n: MODELS[n].get("experts", 0) for n in names}  # dense (0) or MoE: one curriculum each
+        deepest = {f: max((n for n in names if family[n] == f and MODELS[n]["halting"] == "fixed"),
+                          key=lambda n: MODELS[n]["max_steps"]) for f in set(family.values())}
+        if any(MODELS[n]["max_steps"] != budget.max_steps for n in deepest.values()):
+            raise UserError(f"budget {args.budget}: the deepest fixed model must run max_steps passes")
+        # A depth curriculum (docs/act.md): the shallowest fixed model trains from scratch, each deeper one
+        # starts from the previous (same block, more passes), the adaptive ones from the deepest.
+        previous: dict[int, str] = {}
+        for name in names:
+            f, adaptive = family[name], MODELS[name]["halting"] != "fixed"
+            # the MoE family's first model is upcycled from the deepest dense one (warm_start)
+            init = deepest[f] if adaptive else previous.get(f, deepest[0] if f else None)
+            # the confidence early-exit baseline reuses the deepest dense fixed model
+            exits = budget.exit if name == deepest[f] and not f else ()
+            a = run_one(out, task, name, splits, budget, args, exits, init and f"{task}-{init}")
+            if not adaptive:
+                previous[f] = name
+            print(f"{task:10s} {name:13s} test acc {a['splits']['test']['acc']:.3f}  "
+                  f"lengthgen acc {a['splits']['lengthgen']['acc']:.3f}  "
+                  f"MACs/example {a['splits']['test']['macs_per_example']:,.0f}  ({a['train_s']:.0f}s)")
+    (out / "lab.json").write_text(json.dumps({"budget": args.budget, "seed": args.seed, "tasks": tasks,
+                                              "wall_s": round(time.perf_counter() - t0, 1)}) + "\n")
+    report(out)
+    print(f"report: {out / 'report.md'}  explorable: {out / 'act.html'}")
+    return 0

@@ -1,0 +1,131 @@
+"""Recurrent depth with a halting unit: one shared transformer block applied pass after pass, and a
+rule, per position, for when to stop (Graves 2016, "Adaptive Computation Time"; Banino et al. 2021,
+"PonderNet"). The patch on the spine (`nnlabs diff act`) is `RecurrentDepth.step` and `.run_blocks`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
+
+
+@dataclass(frozen=True)
+class ActConfig:
+    halting: str = "act"  # 'fixed' (always max_steps passes) | 'act' (Graves) | 'ponder' (PonderNet)
+    max_steps: int = 8  # passes of the shared block: exactly this many when fixed, at most this many otherwise
+    tau: float = 0.01  # ACT: weight of the ponder cost in the loss
+    eps: float = 0.01  # halt once the halting mass reaches 1 - eps
+    prior: float = 0.5  # PonderNet: lambda_p of the geometric prior over halting steps
+    beta: float = 0.01  # PonderNet: weight of KL(p || geometric prior)
+    window: int = 0  # attention sees the last `window` positions (itself included); 0 = the whole prefix
+    halt_bias: float = -1.0  # initial halting logit: sigmoid(-1) = 0.27, so ~4 passes before training
+
+
+# confidence exit: stop once the least confident answer position has max_v softmax(logits)_v >= threshold
+def confident(logits, threshold):
+    return logits.softmax(-1).amax(-1).amin(-1) >= threshold
+
+
+class HaltingUnit(nn.Module):
+    # Graves: N = min{n : sum_{i<=n} p_i >= 1 - eps} (or the cap); p_N = R = 1 - sum_{n<N} p_n; ponder cost N + R
+    @staticmethod
+    def graves_halt(p, mass, eps, n, last):
+        halt = (mass + p >= 1 - eps) | last
+        p = torch.where(halt, 1 - mass, p)
+        return p, halt, torch.where(halt, (n + 1) + p, torch.zeros_like(p))
+    # PonderNet: p_n = lambda_n prod_{i<n} (1 - lambda_i); and the product, now to i <= n, at the running `rows`
+    @staticmethod
+    def ponder_p(lam, survive, rows):
+        return lam * survive[rows], survive.index_copy(0, rows, survive[rows] * (1 - lam))
+    # one term of KL(p || p_G) = sum_n p_n (log p_n - log p_G(n)), p_G(n) = lambda_p (1 - lambda_p)^(n-1)
+    @staticmethod
+    def kl_term(p, n, prior):
+        return p * (torch.log(p.clamp_min(1e-8)) - (math.log(prior) + n * math.log(1 - prior)))
+
+    def __init__(self, n_embd: int, cfg):
+        super().__init__()
+        self.cfg, self.linear = cfg, nn.Linear(n_embd, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.constant_(self.linear.bias, cfg.halt_bias)
+        self.aux_loss, self.stats, self.steps = None, {}, None  # steps: [B, T] passes of the last forward
+
+    def forward(self, s: torch.Tensor, n: int, rows: torch.Tensor):
+        cfg, zeros = self.cfg, s.new_zeros(len(rows))
+        if n == 0:  # pass 0 runs every position: [BT] sum_{i<n} p_i, prod_{i<n} (1 - lambda_i), rho or KL
+            self.mass, self.survive, self.reg = zeros, zeros + 1, zeros
+        # [R] h_n (fixed depth: h_n = 0, all the mass at the cap) and sum_{i<n} p_i
+        p, mass = zeros if cfg.halting == "fixed" else torch.sigmoid(self.linear(s)).squeeze(-1), self.mass[rows]
+        if cfg.halting == "ponder":
+            p, self.survive = self.ponder_p(p, self.survive, rows)
+        p, halt, rho = self.graves_halt(p, mass, cfg.eps, n, n == cfg.max_steps - 1)
+        cost = self.kl_term(p, n, cfg.prior) if cfg.halting == "ponder" else rho
+        self.reg, self.mass = self.reg.index_add(0, rows, cost), self.mass.index_copy(0, rows, mass + p)
+        return p, halt
+
+    def report(self, steps: torch.Tensor) -> None:
+        self.steps, act = steps.detach(), self.cfg.halting == "act"
+        self.stats = {"steps_mean": float(steps.float().mean()), "steps_max": int(steps.max())}
+        if self.cfg.halting != "fixed":  # tau mean rho (ACT), beta mean KL (PonderNet)
+            self.aux_loss = (self.cfg.tau if act else self.cfg.beta) * self.reg.mean()
+            self.stats["ponder" if act else "kl"] = float(self.reg.detach().mean())
+
+
+class RunningAttention(nn.Module):
+    # the spine's `mix` for the running queries only; halted positions stay keys and values (their last pass)
+    def forward(self, q, k, v, rows, T, mix, window):
+        offset = torch.arange(T, device=k.device)[:, None] - torch.arange(T, device=k.device)[None, :]
+        band = (offset >= 0) & (offset < window) if window else None  # query t sees t - window + 1 .. t
+        q = torch.zeros_like(k).index_copy(0, rows, q)  # [BT, C]
+        return mix(*(t.view(-1, T, t.size(1)) for t in (q, k, v)), band).flatten(0, 1)[rows]  # [R, C]
+
+    def count_macs(self, inputs, output) -> int:
+        # 2 C MACs per key a running query sees: t + 1 keys at position t, or `window`
+        q, rows, T, window = inputs[0], inputs[3], inputs[4], inputs[6]
+        return int(2 * q.size(1) * (rows % T + 1).clamp(max=window or T).sum())
+
+
+class RecurrentDepth(Transformer):
+    """The spine's Transformer with one block (n_layer = 1) applied up to `max_steps` times, a learned
+    step embedding e_n telling it which pass it runs. `ffn_factory` is the spine's: the shared block's
+    feed-forward can be Part 4's mixture of experts."""
+
+    def __init__(self, config: ModelConfig, act, ffn_factory=FeedForward):
+        assert config.n_layer == 1 and not config.packed, "recurrent depth shares one block on one-item rows"
+        super().__init__(config, ffn_factory)
+        self.act, self.wse = act, nn.Embedding(act.max_steps, config.n_embd)  # step embedding e_n
+        nn.init.normal_(self.wse.weight, 0.0, 0.02)
+        self.attend, self.halting = RunningAttention(), HaltingUnit(config.n_embd, act)
+
+    def step(self, state, n, rows, kv, T):
+        """s <- Block(s + e_n) on the running rows only; `state` and the key/value cache are [BT, C]."""
+        blk = self.blocks[0]
+        x = state[rows] + self.wse.weight[n]  # [R, C]
+        q, k, v = blk.attn.project(blk.ln1(x))  # [R, C] each
+        kv = (kv[0].index_copy(0, rows, k), kv[1].index_copy(0, rows, v))  # halted rows keep their k, v
+        x = x + blk.drop(blk.attn.proj(self.attend(q, *kv, rows, T, blk.attn.mix, self.act.window)))
+        return x + blk.ffn(blk.ln2(x)), kv
+
+    def run_blocks(self, x, mask=None, rule=None):
+        B, T, C = x.shape
+        rule = rule or self.halting
+        state = x.reshape(B * T, C)  # [BT, C]
+        kv = (torch.zeros_like(state), torch.zeros_like(state))  # [BT, C] each
+        out = torch.zeros_like(state)  # [BT, C] y = sum_n p_n s_n
+        rows = torch.arange(B * T, device=x.device)  # [R] positions still running
+        steps = torch.zeros(B * T, dtype=torch.long, device=x.device)  # [BT] passes run
+        for n in range(self.act.max_steps):
+            s, kv = self.step(state, n, rows, kv, T)  # [R, C] s_n
+            state = state.index_copy(0, rows, s)  # a halted row is frozen: never computed again
+            steps = steps.index_add(0, rows, torch.ones_like(rows))
+            p, halt = rule(s, n, rows)  # [R] p_n, [R] whether n = N
+            out = out.index_add(0, rows, p.unsqueeze(-1) * s)
+            rows = rows[~halt]
+            if rows.numel() == 0:
+                break
+        rule.report(steps.view(B, T))
+        return out.view(B, T, C)
+

@@ -1,0 +1,387 @@
+"""The ACT lab's report: figures, report.md, payoff.json and the explorable (act.html), from the run
+directories alone."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass, summarize
+from nnlabs.pack import algorithmic
+from nnlabs.report.explorable import write_html
+from nnlabs.report.figures import new_figure, plt, save
+from nnlabs.report.runs import load_runs
+from nnlabs.report.tables import markdown_table
+from nnlabs.spine.errors import UserError
+
+COLORS = {"fixed": "#7f7f7f", "act": "#1f77b4", "ponder": "#2ca02c", "exit": "#ff7f0e"}
+LABEL_OFFSETS = {"fixed": ((5, -9), "left"), "act": ((-5, 3), "right"), "ponder": ((5, 5), "left"),
+                 "exit": ((-5, -10), "right"), "moe": ((6, -3), "left")}
+
+
+
+
+def fig_accuracy_vs_compute(runs, out: Path):
+    fig, axes = new_figure(len(runs), 1, width=4.6, height=3.8)
+    for ax, (task, rs) in zip(axes[0], runs.items()):
+        labels: dict[tuple, list] = {}  # label anchor -> the models labelled there
+        for a in rs:
+            for split, marker, fill in (("test", "o", True), ("lengthgen", "s", False)):
+                s = a["splits"][split]
+                moe = {"edgecolors": "k", "linewidths": 1.2} if a.get("experts") else {}
+                ax.scatter(s["macs_per_example"] / 1e6, 100 * s["acc"], marker=marker, s=36, color=COLORS[a["kind"]],
+                           facecolors=COLORS[a["kind"]] if fill else "none", **moe)
+            s = a["splits"]["test"]
+            point = (s["macs_per_example"] / 1e6, 100 * s["acc"])
+            width = max(b["splits"]["test"]["macs_per_example"] for b in rs) / 1e6
+            near = next((p for p in labels if abs(p[0] - point[0]) < 0.04 * width and abs(p[1] - point[1]) < 4), None)
+            labels.setdefault(near or point, []).append(a)  # points closer than a label's size share one label
+        for (x, y), same in labels.items():
+            # each kind labels its points on its own side, so neighbouring kinds do not write over each other
+            (dx, dy), ha = LABEL_OFFSETS["moe" if same[0].get("experts") else same[0]["kind"]]
+            ax.annotate(", ".join(a["model"].replace("act_tau", "τ=") for a in same), (x, y), fontsize=6,
+                        xytext=(dx, dy), ha=ha, textcoords="offset points")
+        ax.set_ylim(-2, 104)
+        ax.axhline(50, color="#bbb", lw=0.8, ls="--")
+        ax.text(ax.get_xlim()[1], 45, "chance (binary answers) ", fontsize=6, color="#888", ha="right")
+        ax.set_title(f"{task}: accuracy vs measured compute")
+        ax.set_xlabel("forward MACs per example, millions (measured)")
+        ax.set_ylabel("exact-match accuracy (%)")
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in COLORS.items()]
+    handles += [plt.Line2D([], [], color="k", marker="o", ls="", label="in-distribution test"),
+                plt.Line2D([], [], color="k", marker="s", mfc="none", ls="", label="length-generalisation")]
+    if any(a.get("experts") for rs in runs.values() for a in rs):
+        handles.append(plt.Line2D([], [], color="#ccc", marker="o", mec="k", mew=1.2, ls="",
+                                  label="MoE feed-forward (5.5)"))
+    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    save(fig, out / "figures" / "accuracy_vs_compute", source=str(out))
+
+
+def fig_halting_by_difficulty(runs, out: Path):
+    fig, axes = new_figure(len(runs), 1, width=4.2, height=3.4)
+    for ax, (task, rs) in zip(axes[0], runs.items()):
+        field = algorithmic.FIELDS[task][0]
+        adaptive = [a for a in dense(rs) if a["kind"] in ("act", "ponder", "exit")]  # the same models per task
+        for i, a in enumerate(adaptive):
+            ex = a["splits"]["test"]["examples"] + a["splits"]["lengthgen"]["examples"]
+            b = by_bucket(ex, field)
+            style = ("-", "--", ":", "-.")[i % 4]  # one colour per kind, one line style per setting
+            ax.plot(list(b), [v["steps_answer"] for v in b.values()], style, marker=".", color=COLORS[a["kind"]],
+                    label=a["model"])
+        lo, hi = algorithmic.LENGTHS[task][0]
+        ax.axvspan(lo, hi, color="#eee", zorder=0)
+        ax.set_ylim(0.5, max(a["max_steps"] for a in rs) + 0.5)
+        ax.set_title(f"{task}: passes at the answer position")
+        ax.set_xlabel(f"difficulty: {field} (shaded = training range)")
+        ax.set_ylabel("mean passes (halting step)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # one legend: beside a panel it hides the next
+    save(fig, out / "figures" / "halting_by_difficulty", source=str(out))
+
+
+def fig_tau_tradeoff(runs, out: Path):
+    fig, axes = new_figure(len(runs), 1, width=4.2, height=3.4)
+    for ax, (task, rs) in zip(axes[0], runs.items()):
+        act = [a for a in dense(rs) if a["kind"] == "act"]
+        for split, marker in (("test", "o-"), ("lengthgen", "s--")):
+            ax.plot([a["splits"][split]["steps_position"] for a in act], [100 * a["splits"][split]["acc"] for a in act],
+                    marker, color=COLORS["act"], label=split)
+        for a in act:
+            s = a["splits"]["test"]
+            ax.annotate(f"τ={a['tau']:g}", (s["steps_position"], 100 * s["acc"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set_title(f"{task}: the τ tradeoff (ACT)")
+        ax.set_xlabel("mean passes per position (ponder cost N)")
+        ax.set_ylabel("accuracy (%)")
+        ax.legend()
+    save(fig, out / "figures" / "tau_tradeoff", source=str(out))
+
+
+def dense(rs: list[dict]) -> list[dict]:
+    """The main comparison's runs; the MoE ones (5.5) get their own section."""
+    return [a for a in rs if not a.get("experts")]
+
+
+def best_adaptive(rs: list[dict]) -> dict | None:
+    adaptive = [a for a in dense(rs) if a["kind"] in ("act", "ponder")]
+    return max(adaptive, key=accuracy_then_cheapness) if adaptive else None
+
+
+def accuracy_then_cheapness(a: dict) -> tuple[float, float]:
+    return a["splits"]["test"]["acc"], -a["splits"]["test"]["macs_per_example"]
+
+
+def example_picture(a: dict, per_bucket: int = 1, limit: int = 10) -> list[dict]:
+    """A few examples, one per difficulty value, from both splits: characters and passes per position."""
+    seen, picked = {}, []
+    field = algorithmic.FIELDS[a["task"]][0]
+    for split in ("test", "lengthgen"):
+        for r in a["splits"][split]["examples"]:
+            if seen.get(r[field], 0) < per_bucket:
+                seen[r[field]] = seen.get(r[field], 0) + 1
+                picked.append({"chars": "." + r["input"] + "=" + r["answer"][:-1], "steps": r["steps"],
+                               "correct": r["correct"], "answer": r["answer"], "difficulty": r[field],
+                               "split": split})
+    picked.sort(key=lambda e: e["difficulty"])
+    step = max(1, len(picked) // limit)
+    return picked[::step][:limit]
+
+
+def fig_per_example(runs, out: Path):
+    fig, axes = new_figure(len(runs), 1, width=4.6, height=3.6)
+    for ax, (task, rs) in zip(axes[0], runs.items()):
+        a = best_adaptive(rs)
+        if a is None:
+            ax.set_axis_off()
+            continue
+        ex = example_picture(a)
+        width = max(len(e["chars"]) for e in ex)
+        grid = torch.full((len(ex), width), float("nan"))
+        for i, e in enumerate(ex):
+            grid[i, :len(e["steps"])] = torch.tensor(e["steps"], dtype=torch.float)
+        im = ax.imshow(grid.numpy(), cmap="viridis", vmin=1, vmax=a["max_steps"], aspect="auto")
+        for i, e in enumerate(ex):
+            for j, ch in enumerate(e["chars"]):
+                dark = grid[i, j] < (1 + a["max_steps"]) / 2
+                ax.text(j, i, ch, ha="center", va="center", fontsize=7, color="w" if dark else "k")
+            ax.text(width - 0.3, i, "✓" if e["correct"] else "✗", fontsize=8, va="center")
+        ax.set_yticks(range(len(ex)), [f"{e['split'][:4]} {e['difficulty']}" for e in ex], fontsize=6)
+        ax.set_xticks([])
+        ax.grid(False)
+        ax.set_title(f"{task}: passes per character ({a['model']})")
+        fig.colorbar(im, ax=ax, label="passes taken")
+    save(fig, out / "figures" / "per_example_compute", source=str(out))
+
+
+def moe_runs(rs: list[dict]) -> list[dict]:
+    """The 5.5 runs whose routing the report reads: the deepest fixed MoE model and the adaptive ones."""
+    deepest = max(a["max_steps"] for a in rs)
+    return [a for a in rs if a.get("experts") and (a["kind"] != "fixed" or a["max_steps"] == deepest)]
+
+
+def moe_section(task: str, rs: list[dict]) -> list[str]:
+    """5.5 in the report: each MoE run beside its dense twin, and what its routing depends on."""
+    twins = {a["model"]: a for a in rs}
+    moe = next(a["config"]["moe"] for a in moe_runs(rs))
+    lines = [f"## 5.5 — a mixture of experts inside the shared block ({task})", "",
+             f"The block's feed-forward replaced by Part 4's top-{moe['top_k']} mixture of {moe['n_experts']} "
+             "experts, each as large as the dense feed-forward (composed through the spine's `ffn_factory`; "
+             "the balancing loss is "
+             "counted on every pass), upcycled from the deepest dense fixed model (every expert a copy of its "
+             "feed-forward, a fresh router), trained as a fixed-depth model and then with ACT. The question: does "
+             "the expert a position is sent to change with the pass, i.e. does the shared block behave like "
+             "different layers at different depths? Information in bits over every (position, pass) of the test "
+             "set, about the expert the router ranked first.", ""]
+    rows, findings = [], []
+    for a in moe_runs(rs):
+        twin = twins.get(a["model"].removesuffix(f"_moe{a['experts']}"))
+        r, t = routing_by_pass(a), a["splits"]["test"]
+        tw = twin["splits"]["test"] if twin else None
+        twin_acc, twin_macs = (f"{100 * tw['acc']:.1f}%", f"{tw['macs_per_example']:,.0f}") if tw else ("—", "—")
+        rows.append([a["model"], f"{100 * t['acc']:.1f}%", twin_acc, f"{t['macs_per_example']:,.0f}", twin_macs,
+                     *(f"{v:.2f}" for v in (t["steps_position"], r["h_expert"], r["mi_pass"], r["mi_char"],
+                                            r["mi_pass_given_char"]))])
+        share = np.array(r["share"])
+        top = [int(i) for i in share.argmax(1)]
+        beyond = r["mi_pass_given_char"] / r["h_expert"] if r["h_expert"] > 0 else 0.0
+        findings.append(f"{a['model']}: the most used expert per pass is {', '.join(f'E{i}' for i in top)}; the pass "
+                        f"carries {r['mi_pass']:.2f} of the {r['h_expert']:.2f} bits of routing entropy, "
+                        f"{r['mi_pass_given_char']:.2f} beyond the character ({100 * beyond:.0f}%): expert choice "
+                        + ("**changes with the pass**." if beyond >= 0.1 else "**barely changes with the pass**."))
+    findings.append("Caveat: in an adaptive run a later pass holds only the positions still running, so part of "
+                    "its I(expert; pass) is *which* positions remain; the fixed-depth run, where every position "
+                    "runs every pass, has no such selection.")
+    header = ["model", "test acc", "dense twin", "MACs / example", "dense twin", "passes / position", "H(expert)",
+              "I(expert; pass)", "I(expert; character)", "I(expert; pass | character)"]
+    figure = "![routing by pass](figures/moe_routing_by_pass.png)"
+    return lines + [markdown_table(header, rows)] + findings + ["", figure, ""]
+
+
+def fig_routing_by_pass(runs, out: Path):
+    panels = [a for rs in runs.values() for a in moe_runs(rs)]
+    if not panels:
+        return
+    fig, axes = new_figure(len(panels), 1, width=3.6, height=3.4)
+    for ax, a in zip(axes[0], panels):
+        r = routing_by_pass(a)
+        share = np.array(r["share"])
+        im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        for (n, e), v in np.ndenumerate(share):
+            ax.text(e, n, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v > 0.6 else "k")
+        ax.set_xticks(range(share.shape[1]), [f"E{i}" for i in range(share.shape[1])])
+        ax.set_yticks(range(share.shape[0]), [str(i + 1) for i in range(share.shape[0])])
+        ax.grid(False)
+        ax.set_xlabel("expert (router's first choice)")
+        ax.set_ylabel("pass")
+        ax.set_title(f"{a['task']} {a['model']}\nI(expert; pass) = {r['mi_pass']:.2f} bits", fontsize=9)
+    fig.colorbar(im, ax=axes[0][-1], label="share of the pass's positions")
+    save(fig, out / "figures" / "moe_routing_by_pass", source=str(out))
+
+
+ORDER = {"fixed": 0, "act": 1, "ponder": 2, "exit": 3}
+
+
+def analyses(out: Path) -> dict[str, list[dict]]:
+    """{task: [analysis, ...]} of the finished runs, each with its `run` name and `config`, in a stable
+    order: dense before MoE, then fixed by depth, ACT by tau, PonderNet, early exit."""
+    runs: dict[str, list[dict]] = {}
+    for run in load_runs(out):
+        if run.complete:
+            runs.setdefault(run.analysis["task"], []).append({**run.analysis, "run": run.path.name,
+                                                              "config": run.config, "seed": run.seed})
+    for rs in runs.values():
+        rs.sort(key=lambda a: (a.get("experts", 0), ORDER[a["kind"]], a["max_steps"] if a["kind"] == "fixed" else 0,
+                               a["tau"] or 0, a["exit_threshold"] or 0))
+    return {t: runs[t] for t in algorithmic.TASKS if t in runs}
+
+
+def report(out: Path) -> None:
+    out = Path(out)
+    runs = analyses(out)
+    if not runs:
+        raise UserError(f"no run directories with analysis.json under {out}; run `nnlabs lab act` first")
+    fig_accuracy_vs_compute(runs, out)
+    fig_halting_by_difficulty(runs, out)
+    fig_tau_tradeoff(runs, out)
+    fig_per_example(runs, out)
+    fig_routing_by_pass(runs, out)
+    write_report(runs, out)
+    write_explorable(runs, out)
+    write_payoff(runs, out)
+
+
+def write_payoff(runs, out: Path) -> None:
+    """One point per run and seed for the series' closing figure: test accuracy against measured MACs."""
+    points = [{"run": a["run"], "label": f"{task} {a['model']}", "kind": "baseline" if a["kind"] == "fixed"
+               else "routed", "quality": 100 * a["splits"]["test"]["acc"],
+               "compute": a["splits"]["test"]["macs_per_example"], "seed": a["seed"]}
+              for task, rs in runs.items() for a in rs]
+    payoff = {"lab": "act", "quality": "exact-match accuracy on the in-distribution test, %", "better": "higher",
+              "compute": "forward MACs per example (measured)", "points": points}
+    (out / "payoff.json").write_text(json.dumps(payoff, indent=1) + "\n", encoding="utf-8")
+
+
+def write_report(runs, out: Path) -> None:
+    lab = json.loads((out / "lab.json").read_text()) if (out / "lab.json").exists() else {}
+    window = next(iter(runs.values()))[0]["config"]["act"]["window"]
+    lines = ["# Part 5 — adaptive computation: passes of one shared block, with a halting unit", "",
+             f"Budget `{lab.get('budget', '?')}`, seed {lab.get('seed', '?')}, wall time {lab.get('wall_s', '?')} s, "
+             f"tasks: {', '.join(lab.get('tasks', runs))} (the `full` budget runs all four). "
+             "Every number below is computed from the run directories beside this file. "
+             "Compute = forward MACs per example, measured by `count_macs` on the rows actually run "
+             "(halted positions are gathered out of the computation, so they cost nothing).", "",
+             f"Every model is one transformer block (window of {window} positions) applied for several passes. "
+             "Training is a depth curriculum: the shallowest fixed model trains from scratch, each deeper one "
+             "starts from the previous, and ACT and PonderNet models start from the deepest fixed model and "
+             "fine-tune with their halting unit (training steps below), so later models have seen more steps. "
+             "The in-distribution test shares most inputs with train at these lengths "
+             "(docs/datasheets/algorithmic.md); `lengthgen` is the generalisation test.", ""]
+    for task, rs in runs.items():
+        field = algorithmic.FIELDS[task][0]
+        lo, hi = algorithmic.LENGTHS[task][0]
+        lines += [f"## {task}", "", f"Training {field} {lo}–{hi}; the length-generalisation split is longer.", ""]
+        rows = []
+        for a in rs:
+            cfg = a["config"]
+            a["train_steps"] = cfg.get("train", {}).get("max_steps")
+            t, g = a["splits"]["test"], a["splits"]["lengthgen"]
+            r = ["—" if r is None else f"{r:+.2f}" for r in
+                 (halting_correlation(a, field, splits) if a["kind"] != "fixed" else None
+                  for splits in (("test",), ("test", "lengthgen")))]
+            init = f" more, from {cfg['init_from']}" if cfg.get("init_from") else ""
+            steps = f"none (uses {cfg['derived_from']})" if a["kind"] == "exit" else f"{a['train_steps']}{init}"
+            rows.append([a["model"], steps, f"{100 * t['acc']:.1f}%", f"{100 * g['acc']:.1f}%",
+                         f"{t['macs_per_example']:,.0f}", f"{t['steps_answer']:.2f}", *r])
+        lines.append(markdown_table(["model", "training steps", "test acc", "lengthgen acc", "MACs / example (test)",
+                                     "passes at answer (test)", f"r({field}, passes) test", "r test ∪ lengthgen"],
+                                    rows))
+        fixed1 = next((a for a in dense(rs) if a["kind"] == "fixed" and a["max_steps"] == 1), None)
+        deepest = max((a for a in dense(rs) if a["kind"] == "fixed"), key=lambda a: a["max_steps"], default=None)
+        best = best_adaptive(rs)
+        lines.append("")
+        if best and fixed1 and deepest:
+            acc = {k: a["splits"]["test"]["acc"] for k, a in (("best", best), ("one", fixed1), ("deep", deepest))}
+            lines.append(f"Most accurate adaptive model: **{best['model']}**, {100 * acc['best']:.1f}% on test "
+                         f"(one pass: {100 * acc['one']:.1f}%, {deepest['model']}: {100 * acc['deep']:.1f}%).")
+            deep_macs = deepest["splits"]["test"]["macs_per_example"]
+            near = [a for a in dense(rs) if a["kind"] in ("act", "ponder", "exit")
+                    and a["splits"]["test"]["acc"] >= acc["deep"] - 0.01]
+            cheapest = min(near, key=lambda a: a["splits"]["test"]["macs_per_example"], default=None)
+            saved = 1 - cheapest["splits"]["test"]["macs_per_example"] / deep_macs if cheapest else 0.0
+            if cheapest and saved > 0.05:
+                lines.append(f"The cheapest adaptive model within 1 point of {deepest['model']} is "
+                             f"**{cheapest['model']}** ({100 * cheapest['splits']['test']['acc']:.1f}%) with "
+                             f"{100 * saved:.0f}% less compute: adaptive depth helped.")
+            else:
+                lines.append(f"No adaptive model came within 1 point of {deepest['model']} with more than 5% less "
+                             "compute: adaptive depth did not help here.")
+        act = [a for a in dense(rs) if a["kind"] == "act"]
+        if act:
+            good = max(act, key=accuracy_then_cheapness)
+            each = ", ".join(f"τ={a['tau']:g}: {100 * a['splits']['test']['acc']:.1f}% at "
+                             f"{a['splits']['test']['steps_position']:.2f} passes/position" for a in act)
+            lines.append(f"Among ACT settings, τ = {good['tau']:g} worked best (accuracy first, then compute; {each}).")
+            collapsed = [a for a in act if a["splits"]["test"]["steps_position"] < 1.1]
+            if collapsed:
+                lines.append(f"Collapsed to a single pass everywhere (the ponder cost won before the task gave any "
+                             f"signal): {', '.join(a['model'] for a in collapsed)}.")
+        gen = max(rs, key=lambda a: a["splits"]["lengthgen"]["acc"])
+        gen_acc = gen["splits"]["lengthgen"]["acc"]
+        lines.append(f"Length generalisation: the best model on `lengthgen` reaches {100 * gen_acc:.1f}% "
+                     f"({gen['model']}){' — near chance' if gen_acc < 0.6 else ''}. Longer inputs use position "
+                     "embeddings that training never reached, and the longest need more passes than the cap.")
+        for a in rs:
+            if a["kind"] == "ponder" and a["splits"]["test"]["steps_position"] > 0.95 * a["max_steps"]:
+                lines.append(f"{a['model']} kept (almost) every position at the cap of {a['max_steps']} passes: "
+                             "its KL to the geometric prior did not move halting earlier within its fine-tune.")
+        lines.append("")
+        if best:
+            b = by_bucket(best["splits"]["test"]["examples"], field)
+            r = pearson(list(b), [v["steps_answer"] for v in b.values()])
+            lines.append(f"{best['model']}: mean passes at the answer position by {field} on test: "
+                         + ", ".join(f"{k}: {v['steps_answer']:.2f}" for k, v in b.items())
+                         + ("" if r is None else f" (r of these means with {field}: {r:+.2f})") + ".")
+            lines.append("")
+        if best and fixed1:
+            lines += ["Accuracy by difficulty (test ∪ lengthgen), best adaptive model vs one pass:", ""]
+            ex_b = by_bucket(best["splits"]["test"]["examples"] + best["splits"]["lengthgen"]["examples"], field)
+            ex_1 = by_bucket(fixed1["splits"]["test"]["examples"] + fixed1["splits"]["lengthgen"]["examples"], field)
+            lines += [f"| {field} | " + " | ".join(str(k) for k in ex_b) + " |", "|---" * (len(ex_b) + 1) + "|",
+                      f"| {best['model']} acc | " + " | ".join(f"{100 * v['acc']:.0f}" for v in ex_b.values()) + " |",
+                      f"| {best['model']} passes | " + " | ".join(f"{v['steps_answer']:.1f}" for v in ex_b.values())
+                      + " |",
+                      "| fixed1 acc | " + " | ".join(f"{100 * ex_1[k]['acc']:.0f}" if k in ex_1 else "—" for k in ex_b)
+                      + " |", ""]
+    for task, rs in runs.items():
+        if moe_runs(rs):
+            lines += moe_section(task, rs)
+    lines += ["## Figures", "", "![accuracy vs compute](figures/accuracy_vs_compute.png)", "",
+              "![halting by difficulty](figures/halting_by_difficulty.png)", "", "![tau](figures/tau_tradeoff.png)",
+              "", "![per example](figures/per_example_compute.png)", "",
+              "Definitions of every metric: docs/act.md. Interactive version: act.html.", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_explorable(runs, out: Path) -> None:
+    tasks = {}
+    for task, rs in runs.items():
+        field = algorithmic.FIELDS[task][0]
+        models = []
+        for a in rs:
+            ex = a["splits"]["test"]["examples"] + a["splits"]["lengthgen"]["examples"]
+            buckets = {"all": summarize(ex), **{str(k): v for k, v in by_bucket(ex, field).items()}}
+            models.append({"name": a["model"], "max_steps": a["max_steps"],
+                           "buckets": {k: {"acc": v["acc"], "macs": v["macs_per_example"],
+                                           "steps": v["steps_answer"], "n": v["n"]} for k, v in buckets.items()},
+                           "examples": example_picture(a, per_bucket=3, limit=60)})
+        best = best_adaptive(rs)
+        values = {r[field] for s in rs[0]["splits"].values() for r in s["examples"]}
+        tasks[task] = {"field": field, "buckets": sorted(values),
+                       "models": models, "best": best["model"] if best else None}
+    page = files(__package__)
+    write_html(out / "act.html", "Adaptive computation: accuracy vs compute, passes per position", {"tasks": tasks},
+               (page / "explorable.html").read_text(encoding="utf-8"),
+               (page / "explorable.js").read_text(encoding="utf-8"))
