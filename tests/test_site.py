@@ -52,9 +52,10 @@ def write_lab(runs: Path, lab: str, payoff: dict | None, report: str, seeds=(1, 
             (d / "config.json").write_text(json.dumps(run_config(lab=lab, run=run, budget="tiny", seed=seed,
                                                                  model={"n_embd": 8}, note=HOSTILE)))
             (d / "analysis.json").write_text("{}")
-    fig, ax = new_figure()
-    ax[0][0].plot([0, 1], [1, 0])
-    save(fig, out / "figures" / "curve")
+    for name in ("curve", "extra"):  # report.md shows the first, not the second
+        fig, ax = new_figure()
+        ax[0][0].plot([0, 1], [1, 0])
+        save(fig, out / "figures" / name)
     (out / "report.md").write_text(report, encoding="utf-8")
     write_html(out / f"{lab}.html", f"{lab} explorable", {"sample": HOSTILE}, body='<div id="out"></div>',
                script="document.getElementById('out').append(el('p', {id: 'shown'}, DATA.sample));")
@@ -153,6 +154,10 @@ def test_site_has_a_page_per_part_and_copies_what_they_show(site):
     assert all((site / "figures" / f"payoff{v}.{ext}").stat().st_size > 1000
                for v in ("", "_narrow") for ext in ("png", "svg"))
     assert "has not been run yet" in (site / "tools" / "index.html").read_text()
+    # a figure report.md does not show is on the page all the same, after the report
+    tour = (site / "tour" / "index.html").read_text()
+    where = [tour.index(s) for s in ('src="figures/curve.png"', 'id="more-figures"', 'src="figures/extra.png"')]
+    assert where == sorted(where)
 
 
 def test_report_command_builds_the_site(tmp_path, capsys):

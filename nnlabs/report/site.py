@@ -93,6 +93,11 @@ def render_report(text: str, lab: str, copied: dict[str, Path]) -> tuple[str, li
     return MD.renderer.render(tokens, MD.options, {}), toc
 
 
+def images_in(text: str) -> set[str]:
+    """The image URLs a Markdown text shows."""
+    return {child.attrGet("src") for tok in MD.parse(text) for child in tok.children or [] if child.type == "image"}
+
+
 def page(title: str, body: str, current: str | None) -> str:
     """One page: the navigation bar (every part, the current one marked), then `body`. `current` is the
     lab whose page this is (at site/<lab>/index.html), None for the overview (site/index.html)."""
@@ -203,8 +208,15 @@ def lab_page(runs: Path, site: Path, lab: str) -> Path:
             f"<h1>{html.escape(info.title)}</h1>"]
     report = lab_dir / "report.md"
     if report.exists():
-        rendered, toc = render_report(report.read_text(encoding="utf-8"), lab, copied)
+        text = report.read_text(encoding="utf-8")
+        # every figure the lab drew is on its page: those report.md does not show come after it
+        unshown = sorted(url for url in copied if url.startswith("figures/") and url.endswith(".png")
+                         and url not in images_in(text))
+        if unshown:
+            text += "\n\n## More figures\n\n" + "\n\n".join(f"![{Path(url).stem}]({url})" for url in unshown)
+        rendered, toc = render_report(text, lab, copied)
         sections = [(label, anchor) for level, label, anchor in toc if level == 3]
+        sections += [("Explorable", "explorable")] if explorable.exists() else []
         if len(sections) > 2:
             body.append('<nav class="toc" aria-label="on this page"><strong>On this page</strong><ul>'
                         + "".join(f'<li><a href="#{a}">{html.escape(t)}</a></li>' for t, a in sections)
