@@ -73,12 +73,19 @@ def verify(out: str | Path) -> list[str]:
     if not mpath.exists():
         raise UserError(f"{mpath} not found; build the pack first with: nnlabs pack build --out {out}")
     try:
-        recorded = json.loads(mpath.read_text())
-        seed, entries = recorded["seed"], recorded["files"]
-    except (json.JSONDecodeError, KeyError) as e:
-        raise UserError(f"{mpath} is not a valid pack manifest ({e}); rebuild with nnlabs pack build") from None
+        recorded = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{mpath} is not valid JSON ({e}); rebuild the pack with nnlabs pack build") from None
+    seed = recorded.get("seed") if isinstance(recorded, dict) else None
+    entries = recorded.get("files") if isinstance(recorded, dict) else None
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and isinstance(entries, dict)
+            and all(isinstance(e, dict) for e in entries.values())):
+        raise UserError(f"{mpath} is not a pack manifest (an object with an integer seed and a files object of "
+                        "entries); rebuild the pack with nnlabs pack build")
     rebuilt = manifest(build_files(seed), seed)["files"]
-    problems = []
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p != mpath}
+    problems = [f"{path}: on disk but not in the pack (an extra file)" for path in sorted(on_disk - set(entries)
+                                                                                           - set(rebuilt))]
     for path in sorted(set(entries) | set(rebuilt)):
         if path not in rebuilt:
             problems.append(f"{path}: in the manifest but no generator makes it any more")
@@ -86,7 +93,7 @@ def verify(out: str | Path) -> list[str]:
             problems.append(f"{path}: the generator now makes different bytes than the manifest records")
         elif not (out / path).exists():
             problems.append(f"{path}: missing on disk")
-        elif hashlib.sha256((out / path).read_bytes()).hexdigest() != entries[path]["sha256"]:
+        elif (out / path).is_dir() or hashlib.sha256((out / path).read_bytes()).hexdigest() != entries[path]["sha256"]:
             problems.append(f"{path}: changed on disk (sha256 differs from the manifest)")
     return problems
 

@@ -53,7 +53,8 @@ class ToolError(ValueError):
 # Bounds (so any input finishes in microseconds): the text is at most MAX_LEN characters, nesting at
 # most MAX_DEPTH, exponents at most MAX_EXP, every intermediate |value| below 10**MAX_RESULT_DIGITS.
 
-CALC_CHARS = "0123456789+-*^() "
+DIGITS = "0123456789"  # ASCII only: str.isdigit() also accepts '²' and '١', which int() rejects or reads
+CALC_CHARS = DIGITS + "+-*^() "
 MAX_LEN, MAX_DIGITS, MAX_DEPTH, MAX_EXP, MAX_RESULT_DIGITS = 64, 12, 16, 64, 30
 
 
@@ -66,9 +67,9 @@ def tokenize(text: str) -> list[str]:
         if ch not in CALC_CHARS:
             raise ToolError(f"calc: character {ch!r} at position {i} is outside the grammar "
                             "(digits, + - * ^ ( ) and spaces only)")
-        if ch.isdigit():
+        if ch in DIGITS:
             j = i
-            while j < len(text) and text[j].isdigit():
+            while j < len(text) and text[j] in DIGITS:
                 j += 1
             if j - i > MAX_DIGITS:
                 raise ToolError(f"calc: number at position {i} has {j - i} digits (limit {MAX_DIGITS})")
@@ -140,7 +141,7 @@ class _Parser:
 
     def atom(self) -> int:
         tok = self.take()
-        if tok.isdigit():
+        if tok[0] in DIGITS:
             return int(tok)
         if tok == "(":
             value = self.expr()

@@ -363,16 +363,31 @@ MAX_LIST, MAX_INT = 64, 10**6
 
 
 class Budget:
-    """One shared step counter: every application ticks it; the clock is read every 1024 steps."""
-    steps, limit, deadline = 0, 0, 0.0
+    """One shared step counter: every application ticks it, and a list operation is charged the elements
+    it touches (a map over 3,000 elements costs 3,000 steps, not one), so the step limit bounds the time
+    whatever the input's size. The clock is read at least every 1024 steps (at `check_at`)."""
+    steps, limit, deadline, check_at = 0, 0, 0.0, 0
 
 
 def tick():
     Budget.steps += 1
+    if Budget.steps >= Budget.check_at:
+        _check_budget()
+
+
+def charge(n: int):
+    """A list operation that touches n elements costs n steps."""
+    Budget.steps += n
+    if Budget.steps >= Budget.check_at:
+        _check_budget()
+
+
+def _check_budget():
     if Budget.steps > Budget.limit:
         raise EvalError("step budget exhausted")
-    if Budget.steps & 1023 == 0 and time.perf_counter() > Budget.deadline:
+    if time.perf_counter() > Budget.deadline:
         raise EvalError("time budget exhausted")
+    Budget.check_at = min(Budget.limit + 1, (Budget.steps // 1024 + 1) * 1024)
 
 
 def compile_program(p: Program):
@@ -423,6 +438,7 @@ def compile_invented(p: Invented):
 def guarded(thunk, steps: int, seconds: float):
     """Run thunk() under a fresh step and time budget; any failure becomes EvalError."""
     Budget.steps, Budget.limit, Budget.deadline = 0, steps, time.perf_counter() + seconds
+    Budget.check_at = min(steps + 1, 1024)
     try:
         return thunk()
     except EvalError:
@@ -462,11 +478,17 @@ def _list(xs):
 
 
 def _map(f):
-    return lambda xs: tuple(f(x) for x in xs)
+    def over(xs):
+        charge(len(xs))
+        return tuple(f(x) for x in xs)
+    return over
 
 
 def _filter(f):
-    return lambda xs: tuple(x for x in xs if f(x))
+    def over(xs):
+        charge(len(xs))
+        return tuple(x for x in xs if f(x))
+    return over
 
 
 def _fold(xs):
@@ -485,6 +507,7 @@ def _fold(xs):
 def _range(n):
     if n < 0 or n > MAX_LIST:
         raise EvalError("range out of bounds")
+    charge(n)
     return tuple(range(n))
 
 
@@ -505,7 +528,15 @@ def _car(xs):
 def _cdr(xs):
     if not xs:
         raise EvalError("cdr of empty list")
+    charge(len(xs))  # the rest is copied
     return xs[1:]
+
+
+def _cons(x):
+    def onto(xs):
+        charge(len(xs))  # the list is copied
+        return _list((x, *xs))
+    return onto
 
 
 def _mod(a):
@@ -536,7 +567,7 @@ _PRIMS = [
     ("range", arrow(INT, tlist(INT)), _range),
     ("length", arrow(tlist(t0), INT), len),
     ("index", arrow(INT, tlist(t0), t0), _index),
-    ("cons", arrow(t0, tlist(t0), tlist(t0)), lambda x: lambda xs: _list((x, *xs))),
+    ("cons", arrow(t0, tlist(t0), tlist(t0)), _cons),
     ("car", arrow(tlist(t0), t0), _car),
     ("cdr", arrow(tlist(t0), tlist(t0)), _cdr),
     ("empty", tlist(t0), ()),

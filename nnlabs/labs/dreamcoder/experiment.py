@@ -43,17 +43,56 @@ RUNS = ("full", "no_recognition", "no_learning")
 
 
 def tasks_from_json(text: str, source: str) -> list[Task]:
+    """Tasks from DreamCoder's list-task layout, each field checked: one sentence naming the task and the
+    problem (a file from anywhere must not crash, hang or recurse the search)."""
     try:
         items = json.loads(text)
-        tasks = []
-        for t in items:
-            request = arrow(parse_type_name(t["type"]["input"]), parse_type_name(t["type"]["output"]))
-            examples = [(to_value(e["i"]), to_value(e["o"])) for e in t["examples"]]
-            tasks.append(Task(t["name"], request, examples, t.get("program"), t.get("level", 0)))
-        return tasks
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{source} is not a list-task JSON file ([{{name, type: {{input, output}}, "
-                        f"examples: [{{i, o}}]}}]): {e}; fix the file or omit the flag to use the pack") from None
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{source} is not valid JSON ({str(e)[:60]}); pass a DreamCoder list-task JSON file "
+                        "or omit the flag to use the pack") from None
+    if not isinstance(items, list) or not items:
+        raise UserError(f"{source} must hold a non-empty JSON list of tasks ([{{name, type: {{input, output}}, "
+                        "examples: [{i, o}]}]); fix the file or omit the flag to use the pack")
+    return [task_from_json(t, f"{source}: task {k}") for k, t in enumerate(items, start=1)]
+
+
+TASK_VALUES = {"int": int, "bool": bool, "list-of-int": int, "list-of-bool": bool}
+
+
+def task_from_json(t, where: str) -> Task:
+    def bad(problem: str):
+        return UserError(f"{where} {problem}; fix the file or omit the flag to use the pack")
+
+    if not isinstance(t, dict):
+        raise bad("is not an object {name, type: {input, output}, examples: [{i, o}]}")
+    name, types, examples, level = t.get("name"), t.get("type"), t.get("examples"), t.get("level", 0)
+    if not isinstance(name, str) or not name:
+        raise bad("has no name (a non-empty string)")
+    where = f"{where} ({name[:40]})"
+    if not (isinstance(types, dict) and all(types.get(k) in TASK_VALUES for k in ("input", "output"))):
+        raise bad(f"needs type: {{input, output}}, each one of {', '.join(TASK_VALUES)}")
+    if not isinstance(level, int) or isinstance(level, bool) or level < 0:
+        raise bad(f"has level {level!r}; a level is an integer >= 0")
+    if not isinstance(t.get("program", ""), str | None):
+        raise bad("has a program that is not a string")
+    if not isinstance(examples, list) or not examples:
+        raise bad("has no examples; give at least one {i, o} pair")
+    for n, e in enumerate(examples, start=1):
+        if not (isinstance(e, dict) and "i" in e and "o" in e):
+            raise bad(f"example {n} is not an object {{i, o}}")
+        for key, side in (("i", "input"), ("o", "output")):
+            if not matches(e[key], types[side]):
+                raise bad(f"example {n}'s {side} is not a value of type {types[side]}")
+    request = arrow(parse_type_name(types["input"]), parse_type_name(types["output"]))
+    return Task(name, request, [(to_value(e["i"]), to_value(e["o"])) for e in examples], t.get("program"), level)
+
+
+def matches(v, type_name: str) -> bool:
+    """Is v a JSON value of the task type (an int, a bool, or a flat list of them)? bool is not an int here."""
+    kind = TASK_VALUES[type_name]
+    if type_name.startswith("list-of-"):
+        return isinstance(v, list) and all(type(x) is kind for x in v)
+    return type(v) is kind
 
 
 def load_tasks(args) -> tuple[list[Task], list[Task]]:
