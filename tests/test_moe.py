@@ -20,8 +20,9 @@ from nnlabs.labs.moe.layer import (
     dense_reference,
     router_z_loss,
     switch_balance_loss,
+    update_balance_bias,
 )
-from nnlabs.labs.moe.metrics import routing_metrics
+from nnlabs.labs.moe.metrics import max_violation, permutation_null, routing_metrics, same_expert_rate
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 
@@ -159,11 +160,11 @@ def test_routing_metrics_on_hand_made_assignments():
     assert m["mi_domain"] == pytest.approx(m["mi_char"])  # here the domain does too
 
 
-def _train_biased(alpha: float, bias_rate: float, steps: int = 100) -> list[float]:
+def _train_biased(alpha: float, bias_rate: float, steps: int = 100, bias_sign: bool = False) -> list[float]:
     """One MoE layer whose router is deliberately biased to expert 0, trained to copy a random linear map."""
     torch.manual_seed(0)
     m = MoE(ModelConfig(n_embd=16), 0, MoEConfig(n_experts=4, balance_alpha=alpha, z_alpha=0.0,
-                                                  bias_rate=bias_rate))
+                                                  bias_rate=bias_rate, bias_sign=bias_sign))
     offset = torch.randn(16)
     with torch.no_grad():
         m.router.weight[0] = 3 * offset / offset.norm()
@@ -178,6 +179,7 @@ def _train_biased(alpha: float, bias_rate: float, steps: int = 100) -> list[floa
         opt.step()
         load = torch.bincount(m.stats["chosen"].view(-1), minlength=4) / m.stats["chosen"].numel()
         ratios.append(float(load.max() * 4))
+    assert abs(float(m.balance_bias.mean())) < 1e-6  # re-centred after every update
     return ratios
 
 
@@ -188,8 +190,60 @@ def test_biased_router_collapses_without_balancing_and_recovers_with_it():
     assert switch[0] == pytest.approx(4.0) and switch[-1] < 2.0
     # the loss-free bias breaks the collapse too, but a saturated router flips all tokens at once, so the
     # ratio oscillates instead of settling (docs/moe.md)
-    lossfree = _train_biased(0.0, 1e-2)
-    assert min(lossfree) < 2.0 and np.mean(lossfree[-50:]) < 3.5
+    sign = _train_biased(0.0, 1e-2, bias_sign=True)
+    assert min(sign) < 2.0 and np.mean(sign[-50:]) < 3.5
+    proportional = _train_biased(0.0, 1e-2)
+    assert min(proportional) < 2.0
+
+
+def test_loss_free_bias_update_hand_computed():
+    # loads (3, 1, 0, 0): mean 1, e = (mean - load) / mean = (-2, 0, 1, 1), already mean 0
+    chosen = torch.tensor([[0], [0], [0], [1]])
+    bias = torch.zeros(4)
+    update_balance_bias(bias, chosen, 0.1, sign=False)
+    assert bias.tolist() == pytest.approx([-0.2, 0.0, 0.1, 0.1])
+    # sign(e) = (-1, 0, 1, 1) has mean 0.25: re-centred to (-1.25, -0.25, 0.75, 0.75) * u
+    bias = torch.zeros(4)
+    update_balance_bias(bias, chosen, 0.1, sign=True)
+    assert bias.tolist() == pytest.approx([-0.125, -0.025, 0.075, 0.075])
+    assert max_violation([3, 1, 0, 0]) == pytest.approx(2.0) and max_violation([2, 2, 2, 2]) == 0.0
+
+
+def test_padding_counts_in_no_balancing_statistic_and_changes_no_output():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vocab_size=7, block_size=6, n_layer=1, n_head=2, n_embd=16),
+                        MoEConfig(n_experts=4, balance_alpha=1.0, z_alpha=1.0))
+    layer = model.blocks[0].ffn
+    idx = torch.randint(0, 7, (3, 6))
+    targets = idx.clone()
+    targets[:, 4:] = -1  # the last two positions of every row are padding
+    seen = []
+    layer.router.register_forward_hook(lambda module, args, out: seen.append(out))
+    logits, _ = model(idx, targets)
+    real = (targets >= 0).view(-1)
+    probs, chosen, logits_router = layer.stats["probs"], layer.stats["chosen"], seen[0]
+    expected = switch_balance_loss(probs[real], chosen[real], 4) + router_z_loss(logits_router[real])
+    assert layer.aux_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    with_padding = switch_balance_loss(probs, chosen, 4) + router_z_loss(logits_router)
+    assert layer.aux_loss.item() != pytest.approx(with_padding.item(), rel=1e-5)
+    # the mask changes statistics only: every position, padding included, is computed as before
+    logits_unmasked, _ = model(idx)
+    torch.testing.assert_close(logits, logits_unmasked)
+
+
+def test_specialisation_control_on_hand_made_routing():
+    rng = np.random.default_rng(0)
+    char = rng.integers(0, 5, 600)
+    domain = rng.integers(0, 3, 600)
+    by_char = char % 4  # the expert reads only the character: the domain adds nothing beyond it
+    null = permutation_null(by_char, domain, char, 100, seed=0)
+    assert null["observed"] == pytest.approx(0.0) and null["p_value"] > 0.5
+    by_domain = (char + domain) % 4  # the expert reads the domain too
+    null = permutation_null(by_domain, domain, char, 100, seed=0)
+    assert null["observed"] > null["null_q95"] and null["p_value"] < 0.05
+    top1 = np.array([0, 0, 1, 1, 2, 2])
+    rate = same_expert_rate(top1, np.array([0, 2, 4]), np.bincount(top1, minlength=4))
+    assert rate == {"rate": 1.0, "uniform": 0.25, "utilisation": pytest.approx(1 / 3)}
 
 
 # ----------------------------------------------------------------------------- the lab

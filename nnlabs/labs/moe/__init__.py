@@ -13,11 +13,11 @@ from nnlabs.labs.moe.report import report
 PATCHES = [
     Patch(lab="nnlabs.labs.moe.layer:MoE", spine="nnlabs.spine.models:FeedForward",
           why="the feed-forward becomes a router and E FeedForwards; each token runs through its top-k"),
-    Patch(lab="nnlabs.labs.moe.layer:MoEConfig", why="what the router does, and how it is kept balanced"),
-    Patch(lab="nnlabs.labs.moe.layer:switch_balance_loss", why="Switch Transformer's load-balancing loss"),
-    Patch(lab="nnlabs.labs.moe.layer:router_z_loss", why="ST-MoE's router z-loss"),
-    Patch(lab="nnlabs.labs.moe.layer:update_balance_bias", why="loss-free balancing: a bias on selection only"),
-    Patch(lab="nnlabs.labs.moe.layer:capacity_mask", why="each expert takes at most C tokens; the rest are dropped"),
+    Patch(lab="nnlabs.labs.moe.layer:MoEConfig"),
+    Patch(lab="nnlabs.labs.moe.layer:switch_balance_loss"),
+    Patch(lab="nnlabs.labs.moe.layer:router_z_loss"),
+    Patch(lab="nnlabs.labs.moe.layer:update_balance_bias"),
+    Patch(lab="nnlabs.labs.moe.layer:capacity_mask"),
     Patch(lab="nnlabs.labs.moe.layer:moe_transformer", why="the wiring: the spine's ffn_factory builds MoEs"),
 ]
 

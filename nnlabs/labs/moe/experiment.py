@@ -7,6 +7,7 @@ domains and characters.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,10 +21,15 @@ from nnlabs.labs.moe.metrics import (
     CLASSES,
     DOMAINS,
     char_class,
+    expert_load,
+    max_violation,
     moe_layers,
     param_counts,
+    permutation_null,
     route_texts,
     routing_metrics,
+    same_expert_rate,
+    shared_chars,
 )
 from nnlabs.spine.data import SequenceData, Vocab, encode_words
 from nnlabs.spine.errors import UserError
@@ -31,17 +37,42 @@ from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 from nnlabs.spine.sample import generate
 from nnlabs.spine.train import TrainConfig, evaluate, train
 
-# name -> (MoEConfig, or None for a dense baseline; the dense FFN's width multiplier)
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """One run of the lab: its feed-forward and, for the collapse runs, how its router starts and learns."""
+
+    moe: MoEConfig | None = None  # None: a dense baseline
+    ffn_mult: int = 1  # the dense FFN's width, in multiples of 4C
+    router_std: float | None = None  # the router's initial weight std (None: the spine's 0.02)
+    learning_rate: float | None = None  # None: the trainer's default
+
+
+def unbalanced(**moe) -> MoEConfig:
+    """Top-1 of 8 with no balancing at all, plus whatever `moe` switches on."""
+    return MoEConfig(**{"n_experts": 8, "top_k": 1, "balance_alpha": 0.0, "z_alpha": 0.0, **moe})
+
+
+# The collapse setting (docs/moe.md records the search that found it): without balancing, routing ends
+# on few experts. The runs below it are the same setting with one cure each.
+COLLAPSE = {"router_std": 0.0, "learning_rate": 1e-2}
 RUNS = {
-    "dense": (None, 1),  # same active parameters as top-1
-    "dense_x4": (None, 4),  # same total parameters as 4 experts
-    "top1_e4": (MoEConfig(n_experts=4, top_k=1), 1),
-    "top1_e8": (MoEConfig(n_experts=8, top_k=1), 1),
-    "top2_e4": (MoEConfig(n_experts=4, top_k=2), 1),
-    "top2_e8": (MoEConfig(n_experts=8, top_k=2), 1),
-    "top1_e8_cap1": (MoEConfig(n_experts=8, top_k=1, capacity_factor=1.0), 1),
-    "top1_e8_nobal": (MoEConfig(n_experts=8, top_k=1, balance_alpha=0.0, z_alpha=0.0), 1),
-    "top1_e8_lossfree": (MoEConfig(n_experts=8, top_k=1, balance_alpha=0.0, bias_rate=1e-3), 1),
+    "dense": RunSpec(),  # same active parameters as top-1
+    "dense_x4": RunSpec(ffn_mult=4),  # same total parameters as 4 experts
+    "top1_e4": RunSpec(moe=MoEConfig(n_experts=4, top_k=1)),
+    "top1_e8": RunSpec(moe=MoEConfig(n_experts=8, top_k=1)),
+    "top2_e4": RunSpec(moe=MoEConfig(n_experts=4, top_k=2)),
+    "top2_e8": RunSpec(moe=MoEConfig(n_experts=8, top_k=2)),
+    "top1_e8_cap1": RunSpec(moe=MoEConfig(n_experts=8, top_k=1, capacity_factor=1.0)),
+    "top1_e8_nobal": RunSpec(moe=unbalanced()),
+    "top1_e8_lossfree": RunSpec(moe=unbalanced(bias_rate=1e-3)),
+    "top1_e8_lossfree_sign": RunSpec(moe=unbalanced(bias_rate=1e-3, bias_sign=True)),
+    "collapse_none": RunSpec(moe=unbalanced(), **COLLAPSE),
+    "collapse_switch": RunSpec(moe=unbalanced(balance_alpha=0.01), **COLLAPSE),
+    "collapse_zloss": RunSpec(moe=unbalanced(z_alpha=1e-3), **COLLAPSE),
+    "collapse_noise": RunSpec(moe=unbalanced(noise_std=1.0), **COLLAPSE),
+    "collapse_lossfree": RunSpec(moe=unbalanced(bias_rate=1e-3), **COLLAPSE),
+    "collapse_lossfree_sign": RunSpec(moe=unbalanced(bias_rate=1e-3, bias_sign=True), **COLLAPSE),
 }
 
 
@@ -116,13 +147,15 @@ def build_model(config: ModelConfig, moe: MoEConfig | None = None, ffn_mult: int
 
 class ProbeEvaluator:
     """The `on_eval` callback of one run: per-domain val loss, the probe set's routing per layer, samples
-    coloured by expert. Evaluations go to `analysis.partial.json` while training; `finish` renames it to
-    `analysis.json`, whose presence marks a finished run."""
+    coloured by expert, MaxVio per training batch (a forward hook) and over the validation set, and at the
+    last evaluation the specialisation controls. Evaluations go to `analysis.partial.json` while training;
+    `finish` renames it to `analysis.json`, whose presence marks a finished run."""
 
-    def __init__(self, data: Mixture, run_dir: Path, seed: int, resume: bool = False):
-        self.vocab, self.block_size, self.seed = data.vocab, data.block_size, seed
+    def __init__(self, data: Mixture, run_dir: Path, seed: int, model, final_step: int, resume: bool = False):
+        self.vocab, self.block_size, self.seed, self.final_step = data.vocab, data.block_size, seed, final_step
         self.partial, self.final = run_dir / "analysis.partial.json", run_dir / "analysis.json"
         self.val = {d: encode_words(v, self.vocab, self.block_size) for d, v in data.val_lines.items()}
+        self.val_lines = [t for d in DOMAINS for t in data.val_lines[d]]
         probe = data.probe_lines
         self.texts = [t for d in DOMAINS for t in probe[d]]
         dom = [i for i, d in enumerate(DOMAINS) for _ in probe[d]]
@@ -131,13 +164,41 @@ class ProbeEvaluator:
         self.domain = np.array([dom[i] for i, c in enumerate(chars) for _ in c])
         self.char = np.array([self.vocab.stoi[ch] if ch else 0 for c in chars for ch in c])
         self.cls = np.array([CLASSES.index(char_class(ch)) for c in chars for ch in c])
+        shared = shared_chars(probe)
+        self.shared = np.array([ch in shared for c in chars for ch in c])
+        # consecutive positions inside one line: position p and p + 1
+        self.pairs = np.flatnonzero(np.concatenate([[True] * (len(c) - 1) + [False] for c in chars]))
         self.shown = [t for d in DOMAINS for t in probe[d][:SHOW_PER_DOMAIN]]
-        self.records, self.prev, self.samples = [], None, []
+        self.records, self.prev, self.samples, self.batch_vio = [], None, [], []
+        model.register_forward_hook(self.record_batch)
         # on resume keep the evaluations before the checkpoint (later ones are redone)
         for path in (self.partial, self.final) if resume else ():
             if path.exists():
                 self.records = json.loads(path.read_text())["evals"]
                 break
+
+    def record_batch(self, model, args, output) -> None:
+        """After each training forward: MaxVio of that batch's real tokens, mean over layers."""
+        layers = moe_layers(model)
+        if model.training and layers:
+            vio = [max_violation(expert_load(m.stats["chosen"][m.target_mask.reshape(-1)], m.moe.n_experts))
+                   for m in layers if m.target_mask is not None]
+            self.batch_vio += [float(np.mean(vio))] if vio else []
+
+    @torch.no_grad()
+    def removal(self, model, layers) -> list[list[dict]]:
+        """Per layer and expert: each domain's val loss change when that expert is removed (its tokens go
+        to their next choice: a bias of -inf keeps it from being selected)."""
+        base = {d: evaluate(model, data)[0] for d, data in self.val.items()}
+        changes = []
+        for m in layers:
+            changes.append([])
+            for e in range(m.moe.n_experts):
+                kept_bias = m.balance_bias[e].item()
+                m.balance_bias[e] = -math.inf
+                changes[-1].append({d: evaluate(model, data)[0] - base[d] for d, data in self.val.items()})
+                m.balance_bias[e] = kept_bias
+        return changes
 
     def __call__(self, model, step: int) -> dict:
         extra = {f"val_loss_{d}": evaluate(model, data)[0] for d, data in self.val.items()}
@@ -155,7 +216,21 @@ class ProbeEvaluator:
         metrics = [routing_metrics(r["chosen"], r["probs"], r["kept"], self.domain, self.cls, self.char,
                                    m.moe.n_experts, None if self.prev is None else self.prev[i])
                    for i, (r, m) in enumerate(zip(routed, layers))]
-        self.prev = [m.pop("top1") for m in metrics]
+        top1 = [np.array(m.pop("top1")) for m in metrics]
+        for m, t, layer in zip(metrics, top1, layers):
+            # the control for token identity: the characters every domain uses, split by domain
+            shared = np.zeros((len(DOMAINS), layer.moe.n_experts), dtype=np.int64)
+            np.add.at(shared, (self.domain[self.shared], t[self.shared]), 1)
+            m["shared_domain_expert"] = shared.tolist()
+            m["same_expert"] = same_expert_rate(t, self.pairs, np.bincount(t, minlength=layer.moe.n_experts))
+            if step >= self.final_step:
+                m["domain_given_char_null"] = permutation_null(t, self.domain, self.char, 200, self.seed)
+        self.prev = top1
+        val_routed = route_texts(model, self.vocab, self.val_lines, self.block_size)
+        for m, r, layer in zip(metrics, val_routed, layers):
+            m["maxvio_global"] = max_violation(expert_load(r["chosen"], layer.moe.n_experts))
+        vio_batch = float(np.mean(self.batch_vio)) if self.batch_vio else None
+        self.batch_vio = []
         strings = []
         texts = self.shown + [s for _, s in self.samples]
         for i, r in enumerate(route_texts(model, self.vocab, texts, self.block_size)):
@@ -167,12 +242,16 @@ class ProbeEvaluator:
                 # skip the start token
                 strings[j]["experts"].append(top1[start + 1:start + 1 + len(t)])
                 start += len(t) + 1
-        record = {"step": step, "layers": metrics, "strings": strings,
+        record = {"step": step, "layers": metrics, "strings": strings, "maxvio_batch": vio_batch,
                   "balance_bias": [m.balance_bias.tolist() for m in layers]}
+        if step >= self.final_step:
+            record["removal"] = self.removal(model, layers)
         self.records = [r for r in self.records if r["step"] < step] + [record]
         self.partial.write_text(json.dumps({"evals": self.records}) + "\n")
         extra.update({k: float(np.mean([m[k] for m in metrics]))
-                      for k in ("load_balance_ratio", "routing_entropy", "dropped_frac")})
+                      for k in ("load_balance_ratio", "routing_entropy", "dropped_frac", "maxvio_global")})
+        if vio_batch is not None:
+            extra["maxvio_batch"] = vio_batch
         if metrics[0]["instability"] is not None:
             extra["instability"] = float(np.mean([m["instability"] for m in metrics]))
         return extra
@@ -186,22 +265,25 @@ class ProbeEvaluator:
 
 
 def run_one(name: str, out: Path, budget: str, seed: int, data: Mixture, resume: bool, threads: int) -> None:
-    b = BUDGETS[budget]
+    b, spec = BUDGETS[budget], RUNS[name]
     config = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size, n_layer=b.n_layer,
                          n_head=b.n_head, n_embd=b.n_embd)
-    moe, mult = RUNS[name]
     # the same initial weights for every run's shared parts
     torch.manual_seed(seed)
-    model = build_model(config, moe, mult)
+    model = build_model(config, spec.moe, spec.ffn_mult)
+    for layer in moe_layers(model) if spec.router_std is not None else ():
+        nn.init.normal_(layer.router.weight, 0.0, spec.router_std)
     total, active = param_counts(model)
     run_dir = out / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    evaluator = ProbeEvaluator(data, run_dir, seed, resume)
+    evaluator = ProbeEvaluator(data, run_dir, seed, model, b.steps - 1, resume)
     cfg = TrainConfig(max_steps=b.steps, batch_size=b.batch, eval_interval=b.eval_interval, seed=seed,
-                      warmup_steps=b.warmup, eval_train_items=500, device="cpu", threads=threads)
+                      warmup_steps=b.warmup, eval_train_items=500, device="cpu", threads=threads,
+                      **({"learning_rate": spec.learning_rate} if spec.learning_rate else {}))
     config_json = run_config(lab="moe", run=name, budget=budget, seed=seed, model=asdict(config),
-                             moe=asdict(moe) if moe else None, ffn_mult=mult, vocab=data.vocab.to_dict(),
-                             params_total=total, params_active=active)
+                             moe=asdict(spec.moe) if spec.moe else None, ffn_mult=spec.ffn_mult,
+                             router_std=spec.router_std, vocab=data.vocab.to_dict(), params_total=total,
+                             params_active=active)
     train(model, data.train, data.val, cfg, run_dir, run_config=config_json, resume=resume, on_eval=evaluator,
           sample_fn=evaluator.sample_fn)
     evaluator.finish()

@@ -3,7 +3,9 @@
 A linear router scores E experts (each the spine's FeedForward) for every token; the token runs through
 its top-k experts only, weighted by its gate, so compute grows with k, not with E. Keeping the router
 healthy is switchable: the Switch load-balancing loss, the router z-loss, noisy top-k and the loss-free
-balancing bias. Shapes: N tokens (batch and time flattened), C width, E experts, k experts per token.
+balancing bias. Shapes: N tokens (batch and time flattened), C width, E experts, k experts per token,
+A kept assignments. The experts run as one grouped matmul (`torch._grouped_mm`: torch >= 2.9 on CPU, with
+rows of a multiple of 16 bytes, i.e. widths divisible by 4).
 """
 
 from __future__ import annotations
@@ -26,37 +28,38 @@ class MoEConfig:
     balance_alpha: float = 0.01  # Switch load-balancing loss weight (0 = off)
     z_alpha: float = 1e-3  # router z-loss weight (0 = off)
     noise_std: float = 0.0  # noisy top-k: std of the noise on the router logits while training (0 = off)
-    bias_rate: float = 0.0  # loss-free balancing: the bias's update speed gamma (0 = off)
+    bias_rate: float = 0.0  # loss-free balancing: the bias's update speed u (0 = off)
+    bias_sign: bool = False  # loss-free update: u * sign(e_i) instead of u * e_i
 
 
 def switch_balance_loss(probs: torch.Tensor, chosen: torch.Tensor, n_experts: int) -> torch.Tensor:
     # f_i = share of the N*k assignments that chose expert i (a count: no gradient)
     f = torch.bincount(chosen.reshape(-1), minlength=n_experts).to(probs.dtype) / chosen.numel()  # [E]
-    # L_bal = E * sum_i f_i * P_i, P_i = mean_x p_i(x); = E * sum_i P_i^2 >= 1 when f = P, 1 when even
+    # Switch: L_bal = E * sum_i f_i * P_i, P_i = mean_x p_i(x); = E * sum_i P_i^2 >= 1 when f = P, 1 when even
     return n_experts * (f * probs.mean(0)).sum()
 
 
 def router_z_loss(logits: torch.Tensor) -> torch.Tensor:
-    # L_z = mean_x (log sum_i exp h_i(x))^2: small logits, so the softmax does not saturate
+    # ST-MoE's z-loss: L_z = mean_x (log sum_i exp h_i(x))^2: small logits, a softmax that does not saturate
     return logits.logsumexp(-1).square().mean()
 
 
 @torch.no_grad()
-def update_balance_bias(bias: torch.Tensor, chosen: torch.Tensor, rate: float) -> None:
+def update_balance_bias(bias: torch.Tensor, chosen: torch.Tensor, rate: float, sign: bool) -> None:
     load = torch.bincount(chosen.reshape(-1), minlength=bias.numel()).to(bias.dtype)  # [E]
-    # b_i <- b_i + gamma * sign(mean load - load_i)
-    bias += rate * torch.sign(load.mean() - load)
+    # loss-free balancing: e_i = (mean load - load_i) / mean load; b_i += u * e_i, or b_i += u * sign(e_i)
+    error = (load.mean() - load) / load.mean()  # [E]
+    bias += rate * (error.sign() if sign else error)
+    bias -= bias.mean()  # a shift of every b_i selects the same experts: mean(b) = 0 stops drift
 
 
 def capacity_mask(chosen: torch.Tensor, n_experts: int, capacity_factor: float) -> torch.Tensor:
-    """[N, k] bool: which assignments fit; first choices queue before second ones, then token order."""
-    N, k = chosen.shape
     if not capacity_factor:
         return torch.ones_like(chosen, dtype=torch.bool)
-    capacity = math.ceil(capacity_factor * k * N / n_experts)  # C_e = ceil(cf * k * N / E)
-    onehot = F.one_hot(chosen.t().reshape(-1), n_experts)  # [k*N, E], rank-major: first choices first
+    capacity = math.ceil(capacity_factor * chosen.numel() / n_experts)  # C_e = ceil(cf * k * N / E)
+    onehot = F.one_hot(chosen.t().reshape(-1), n_experts)  # [k*N, E] first choices queue first, then by token
     place = (onehot.cumsum(0) * onehot).sum(-1) - 1  # [k*N] this assignment's place in its expert's queue
-    return (place < capacity).view(k, N).t()
+    return (place < capacity).view(chosen.shape[::-1]).t()  # [N, k] kept
 
 
 class MoE(nn.Module):
@@ -67,43 +70,47 @@ class MoE(nn.Module):
         self.moe = moe = moe or MoEConfig()
         self.router = nn.Linear(config.n_embd, moe.n_experts, bias=False)
         self.experts = nn.ModuleList(FeedForward(config, layer) for _ in range(moe.n_experts))
+        self.drop = nn.Dropout(config.dropout)
         self.register_buffer("balance_bias", torch.zeros(moe.n_experts))  # [E] loss-free balancing's b
         self.aux_loss, self.stats = None, {}  # the spine adds aux_loss to the loss, stats to diagnostics
+        self.target_mask = None  # [B, T], False at padding: set by the spine's forward
 
     def route(self, h: torch.Tensor):
         """h [N, C] -> probs [N, E]; chosen experts, gates, kept under capacity: each [N, k]."""
-        m = self.moe
+        m, real = self.moe, self.target_mask  # [B, T] False at padding: routed, but in no balancing statistic
+        live = real.reshape(-1) if real is not None and real.numel() == len(h) else slice(None)  # [N]
         logits = self.router(h)  # [N, E]
-        aux = m.z_alpha * router_z_loss(logits) if m.z_alpha else None
+        aux = [m.z_alpha * router_z_loss(logits[live])] if m.z_alpha else []
         if m.noise_std and self.training:  # noisy top-k: h(x) = x W_g + eps, eps ~ N(0, sigma^2)
             logits = logits + m.noise_std * torch.randn_like(logits)
         probs = logits.softmax(-1)  # [N, E] p_i(x) = exp(h_i) / sum_j exp(h_j)
-        # top-k of p + b: the bias steers which experts are selected, never the gate values
-        chosen = (probs + self.balance_bias).topk(m.top_k, dim=-1).indices  # [N, k]
+        chosen = (probs + self.balance_bias).topk(m.top_k, dim=-1).indices  # [N, k] b steers selection only
         gates = probs.gather(-1, chosen)  # [N, k]
         if m.top_k > 1:
             gates = gates / gates.sum(-1, keepdim=True)  # g_i = p_i / sum_{j in top-k} p_j
         if m.balance_alpha:
-            balance = m.balance_alpha * switch_balance_loss(probs, chosen, m.n_experts)
-            aux = balance if aux is None else aux + balance
+            aux.append(m.balance_alpha * switch_balance_loss(probs[live], chosen[live], m.n_experts))
         if m.bias_rate and self.training:
-            update_balance_bias(self.balance_bias, chosen, m.bias_rate)
+            update_balance_bias(self.balance_bias, chosen[live], m.bias_rate, m.bias_sign)
         kept = capacity_mask(chosen, m.n_experts, m.capacity_factor)  # [N, k]
-        self.aux_loss, self.stats = aux, {"probs": probs.detach(), "chosen": chosen, "kept": kept}
+        self.aux_loss, self.stats = sum(aux) if aux else None, {"probs": probs.detach(), "chosen": chosen, "kept": kept}
         return probs, chosen, gates, kept
 
     def forward(self, x):
         h = x.reshape(-1, x.size(-1))  # [N, C] from [B, T, C] in a block, [rows, C] in ACT's loop
         _, chosen, gates, kept = self.route(h)
-        # sparse dispatch, each expert on its own tokens only: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
-        token = torch.arange(h.size(0), device=h.device)[:, None].expand_as(chosen)  # [N, k]
-        token, expert, gate = token[kept], chosen[kept], gates[kept]  # [A] each: the kept assignments
-        order = expert.argsort(stable=True)  # [A]
-        sizes = torch.bincount(expert, minlength=len(self.experts)).tolist()  # E group sizes
-        y = torch.zeros_like(h)  # [N, C]
-        for ffn, rows, g in zip(self.experts, token[order].split(sizes), gate[order].split(sizes)):
-            y.index_add_(0, rows, g[:, None] * ffn(h[rows]))  # an expert with no tokens adds nothing
-        return y.view_as(x)
+        expert, order = chosen[kept].sort(stable=True)  # [A]: the kept assignments, grouped by expert
+        token, gate = kept.nonzero()[order, 0], gates[kept][order]  # [A], [A]
+        ends = torch.bincount(expert, minlength=len(self.experts)).cumsum(0).int()  # [E] where each group ends
+        # each expert on its own rows, in one grouped matmul: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
+        w1, b1, w2, b2 = (torch.stack([ffn.get_parameter(name) for ffn in self.experts])  # [E, ...]
+                          for name in ("up.weight", "up.bias", "down.weight", "down.bias"))
+        hidden = F.gelu(torch._grouped_mm(h[token], w1.transpose(1, 2), offs=ends) + b1[expert])  # [A, 4C]
+        out = self.drop(torch._grouped_mm(hidden, w2.transpose(1, 2), offs=ends) + b2[expert])  # [A, C]
+        return torch.zeros_like(h).index_add_(0, token, gate[:, None] * out).view_as(x)
+
+    def count_macs(self, inputs, output) -> int:  # the rows the experts ran, C -> 4C -> C each
+        return int(self.stats["kept"].sum()) * 2 * self.experts[0].up.weight.numel()
 
 
 def moe_transformer(config: ModelConfig, moe: MoEConfig) -> Transformer:

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from nnlabs.labs.moe.layer import MoE
-from nnlabs.report.info import cond_entropy, entropy_bits
+from nnlabs.report.info import cond_entropy, conditional_mutual_information, entropy_bits
 from nnlabs.spine.data import Vocab, encode_words
 
 DOMAINS = ("names", "arith", "code")
@@ -39,11 +39,24 @@ def param_counts(model: nn.Module) -> tuple[int, int]:
     return total, total - idle
 
 
+def max_violation(load) -> float:
+    """Wang et al. 2024: MaxVio = (max_i load_i - mean_i load_i) / mean_i load_i; 0 = even, E/k - 1 = all
+    tokens on k experts."""
+    load = np.asarray(load, dtype=np.float64)
+    return float(load.max() / max(load.mean(), 1e-12) - 1)
+
+
+def expert_load(chosen: torch.Tensor, n_experts: int) -> np.ndarray:
+    """[E] how many of the assignments in `chosen` (any shape) went to each expert."""
+    return np.bincount(chosen.reshape(-1).cpu().numpy(), minlength=n_experts)
+
+
 def routing_metrics(chosen, probs, kept, domain, cls, char, n_experts: int, prev_top1=None) -> dict:
     """Metrics of one layer's routing of the probe tokens. chosen, kept [N, k] and probs [N, E] tensors;
     domain, cls, char [N] int arrays; prev_top1 = the top-1 experts at the previous evaluation."""
     chosen, probs, kept = chosen.cpu(), probs.cpu().double(), kept.cpu()
     top1 = chosen[:, 0].numpy()  # [N]
+    top_prob = probs.max(-1).values  # [N]
     # u_i: the share of the N*k assignments that chose expert i
     load = np.bincount(chosen.reshape(-1).numpy(), minlength=n_experts) / chosen.numel()  # [E]
     domain_expert = np.zeros((len(DOMAINS), n_experts), dtype=np.int64)
@@ -54,13 +67,15 @@ def routing_metrics(chosen, probs, kept, domain, cls, char, n_experts: int, prev
     return {
         "domain_expert": domain_expert.tolist(), "class_expert": class_expert.tolist(),
         "utilisation": load.round(5).tolist(),
-        # max_i u_i / mean_i u_i
+        # max_i u_i / mean_i u_i = MaxVio + 1
         "load_balance_ratio": float(load.max() * n_experts),
         # mean_x H(p(x))
         "routing_entropy": float((-(probs * probs.clamp_min(1e-12).log2()).sum(-1)).mean()),
         # H(u): log2(E) when perfectly balanced
         "utilisation_entropy": entropy_bits(load),
         "dropped_frac": float(1 - kept.double().mean()),
+        # router saturation: mean_x max_i p_i(x), and the share of tokens whose top probability exceeds 0.9
+        "top_prob": float(top_prob.mean()), "saturated_frac": float((top_prob > 0.9).double().mean()),
         "instability": None if prev_top1 is None else float((top1 != prev_top1).mean()),
         # how much each label tells about the top-1 expert, in bits (mutual information)
         "mi_domain": h_expert - cond_entropy(top1, domain), "mi_char": h_expert - cond_entropy(top1, char),
@@ -80,3 +95,34 @@ def route_texts(model, vocab: Vocab, texts: list[str], block_size: int) -> list[
     model.train(was_training)
     real = (data.y >= 0).reshape(-1)  # [B*T]
     return [{k: v[real] for k, v in m.stats.items()} for m in moe_layers(model)]
+
+
+def permutation_null(top1: np.ndarray, domain: np.ndarray, char: np.ndarray, n_perm: int, seed: int) -> dict:
+    """I(expert; domain | character) against its null: the domain labels shuffled within each character,
+    which keeps what each character says about the expert and destroys what the domain adds beyond it.
+    A plug-in estimate is biased upwards on finite samples; the null carries the same bias."""
+    observed = conditional_mutual_information(top1, domain, char)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(char == c) for c in np.unique(char)]
+    null = []
+    for _ in range(n_perm):
+        shuffled = domain.copy()
+        for g in groups:
+            shuffled[g] = rng.permutation(domain[g])
+        null.append(conditional_mutual_information(top1, shuffled, char))
+    null = np.array(null)
+    return {"observed": observed, "null_mean": float(null.mean()), "null_q95": float(np.quantile(null, 0.95)),
+            "p_value": float((1 + (null >= observed).sum()) / (1 + n_perm)), "n_perm": n_perm}
+
+
+def same_expert_rate(top1: np.ndarray, pairs: np.ndarray, load: np.ndarray) -> dict:
+    """How often consecutive tokens of a line share their top-1 expert (Mixtral's measure), beside two
+    chance rates: 1/E, and sum_i u_i^2 (two independent tokens drawn from the actual utilisation u)."""
+    u = load / max(load.sum(), 1)
+    return {"rate": float((top1[pairs] == top1[pairs + 1]).mean()), "uniform": 1 / len(load),
+            "utilisation": float((u ** 2).sum())}
+
+
+def shared_chars(texts_by_domain: dict[str, list[str]]) -> set[str]:
+    """The characters every domain uses (digits, common letters, space, punctuation)."""
+    return set.intersection(*(set("".join(texts)) for texts in texts_by_domain.values()))
