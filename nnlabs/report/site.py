@@ -123,8 +123,9 @@ def page(title: str, body: str, current: str | None) -> str:
 
 
 def fmt(x: float) -> str:
-    """A number as the pages show it: thousands separated from 1,000 up, else 4 significant digits."""
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    """A number as the pages show it: whole numbers and from 1,000 up with thousands separators, others to 4
+    significant digits, trailing zeros kept (2.450 next to 2.504, not 2.45)."""
+    return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 1000 else f"{x:#.4g}"
 
 
 def num_cell(x: float) -> str:
