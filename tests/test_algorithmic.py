@@ -43,7 +43,8 @@ def test_every_label_and_difficulty_recomputed_independently(built):
         for r in rows(built, "addition", split):
             a, b = r["input"].split("+")
             assert len(a) == len(b) == r["digits"]
-            assert int(r["answer"]) == int(a) + int(b) and len(r["answer"]) == r["digits"] + 1
+            # the sum, least-significant digit first (pack v2)
+            assert int(r["answer"][::-1]) == int(a) + int(b) and len(r["answer"]) == r["digits"] + 1
             # every carry turns a 10 in one column into a 1 in the next: digit sums drop by 9 per carry
             assert r["carries"] == (digit_sum(int(a)) + digit_sum(int(b)) - digit_sum(int(a) + int(b))) // 9
         for r in rows(built, "parens", split):
@@ -76,7 +77,7 @@ def test_classes_are_balanced_per_split(built):
     for task in A.TASKS:
         for split in A.SPLITS:
             rs = rows(built, task, split)
-            label = (lambda r: r["answer"][0]) if task == "addition" else (lambda r: r["answer"])  # overflow digit
+            label = (lambda r: r["answer"][-1]) if task == "addition" else (lambda r: r["answer"])  # overflow digit
             ones = sum(label(r) == "1" for r in rs)
             assert abs(2 * ones - len(rs)) <= 2 * len(A.lengths_for(task, split)), (task, split)
             assert {label(r) for r in rs} == {"0", "1"}

@@ -5,7 +5,8 @@ Every example is a character-level question and a short answer; a lab reads it a
 `question=answer`, so the answer position is the one right after '='.
 
   parity      bits          -> 1 if the number of ones is odd          difficulty: length, ones
-  addition    a+b (n digits) -> a+b as n+1 digits, zero-padded         difficulty: digits, carries
+  addition    a+b (n digits) -> a+b as n+1 digits, zero-padded,        difficulty: digits, carries
+                                least-significant digit first (v2)
   parens      '(' / ')'     -> 1 if balanced (no prefix dips below 0)  difficulty: length, max_depth,
                                                                          first_violation
   sortedness  digits        -> 1 if non-decreasing                      difficulty: length, first_violation
@@ -23,7 +24,10 @@ from __future__ import annotations
 import random
 
 NAME = "algorithmic"
-VERSION = 1
+# v2: the addition answer is written least-significant digit first (the digit a model can compute first
+# comes first, as a carry travels); every random draw is v1's, so every other file is unchanged
+VERSION = 2
+DRAWS = 1
 
 SPLITS = ("train", "val", "test", "lengthgen")
 # input lengths (digits per operand for addition): in-distribution range, then the longer range
@@ -64,13 +68,15 @@ def count_carries(a: str, b: str) -> int:
 
 
 def addition_example(rng: random.Random, n: int, label: int) -> tuple[str, str, tuple[int, ...]]:
-    """label 1: the sum overflows into an (n+1)-th digit; a, b uniform among pairs of that class."""
+    """label 1: the sum overflows into an (n+1)-th digit (the answer's last character); a, b uniform among
+    pairs of that class."""
     while True:
         a, b = rng.randrange(10 ** n), rng.randrange(10 ** n)
         if (a + b >= 10 ** n) == bool(label):
             break
     sa, sb = f"{a:0{n}d}", f"{b:0{n}d}"
-    return f"{sa}+{sb}", f"{a + b:0{n + 1}d}", (n, count_carries(sa, sb))
+    # the sum, n + 1 digits, zero-padded, written least-significant digit first: 539+512 -> 1501 (1051)
+    return f"{sa}+{sb}", f"{a + b:0{n + 1}d}"[::-1], (n, count_carries(sa, sb))
 
 
 def paren_depths(s: str) -> list[int]:
@@ -126,7 +132,7 @@ def lengths_for(task: str, split: str) -> list[int]:
 def make_split(task: str, split: str, seed: int, size: int) -> list[tuple[str, str, tuple[int, ...]]]:
     """`size` examples, lengths cycling evenly through the split's range, answers alternating 0/1 within
     each length (so classes are balanced per length, not just overall), then shuffled."""
-    rng = random.Random(f"{NAME}-v{VERSION}-{seed}-{task}-{split}")
+    rng = random.Random(f"{NAME}-v{DRAWS}-{seed}-{task}-{split}")
     lengths = lengths_for(task, split)
     rows = [TASKS[task](rng, lengths[i % len(lengths)], (i // len(lengths)) % 2) for i in range(size)]
     rng.shuffle(rows)
