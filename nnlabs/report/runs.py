@@ -9,31 +9,11 @@ finds both, so a report reads one seed or many the same way.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnlabs.spine.errors import UserError
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """One JSON object per line. A truncated last line (what a power cut or a kill mid-write leaves) is
-    skipped with a warning; a malformed line before the last is an error naming the file and line."""
-    path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                warnings.warn(f"{path}: skipped a truncated last line ({number})", stacklevel=2)
-                continue
-            raise UserError(f"{path} line {number} is not valid JSON; the file is damaged — "
-                            "delete the run directory and run it again") from None
-    return records
+from nnlabs.spine.rundir import read_jsonl  # the one JSONL reader, shared with the trainer's --resume
 
 
 def read_json(path: Path) -> dict:
