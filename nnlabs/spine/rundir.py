@@ -156,6 +156,23 @@ def _owner(lock: Path) -> str:
 
 
 @contextmanager
+def claim(path: str | Path, *, resume: bool, force: bool) -> Iterator[Path]:
+    """What a lab's main does before any run: own its --out folder for the whole lab (`locked`), refuse to
+    overwrite the runs already there unless --resume or --force (`refuse_overwrite`), and with --force alone
+    delete their files so nothing stale survives (`start_over`)."""
+    with locked(path) as path:
+        refuse_overwrite(path, resume=resume, force=force)
+        if force and not resume:
+            start_over(path)
+        yield path
+
+
+def finished(path: str | Path) -> bool:
+    """A lab run that wrote analysis.json (written last) is finished: --resume keeps it as it is."""
+    return (Path(path) / "analysis.json").exists()
+
+
+@contextmanager
 def locked(path: str | Path) -> Iterator[Path]:
     """Hold `path` for this process while the block runs (re-entrant: a lab and its trainer may both ask).
     A second process refuses with one sentence naming the owner; the lock goes when this process exits,
