@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import matplotlib.pyplot as plt
@@ -21,10 +22,11 @@ def test_saturated_and_dead_fractions_by_hand():
                       [-0.999, 0.975, -0.50],
                       [0.98, 0.99, 0.96],
                       [1.00, 0.20, -0.90]])
-    assert tour.saturated_fraction(a) == pytest.approx((4 + 3 + 0) / 12)
-    assert tour.dead_fraction(a) == pytest.approx(1 / 3)
-    assert tour.mostly_dead_fraction(a, share=0.75) == pytest.approx(2 / 3)
-    assert tour.mostly_dead_fraction(a, share=1.0) == pytest.approx(tour.dead_fraction(a))
+    stats = tour.saturation(a, threshold=0.97, share=0.75)
+    assert stats["saturated"] == pytest.approx((4 + 3 + 0) / 12)
+    assert stats["dead"] == pytest.approx(1 / 3)
+    assert stats["mostly_dead"] == pytest.approx(2 / 3)
+    assert tour.saturation(a, threshold=0.97, share=1.0)["mostly_dead"] == pytest.approx(stats["dead"])
 
 
 def test_histogram_is_a_distribution_with_clamped_tails():
@@ -78,9 +80,12 @@ def test_lab_end_to_end_tiny(tmp_path, render_html, monkeypatch):
     assert "dead_frac" in metrics[-1] and "saturated_frac" in metrics[-1]
     report = (out / "report.md").read_text()
     assert f"{count['test_nll']:.4f}" in report and "## 3. Local → attention" in report
+    payoff = json.loads((out / "payoff.json").read_text())
+    assert {p["run"] for p in payoff["points"]} == set(runs) and payoff["points"][0]["seed"] == 3407
     # report() regenerates the report from the run directories alone (figures skipped here: slow to render)
     (out / "report.md").unlink()
-    monkeypatch.setattr(tour, "save", lambda fig, path, source=None: plt.close(fig))
+    monkeypatch.setattr(importlib.import_module("nnlabs.labs.tour.report"), "save",
+                        lambda fig, path, source=None: plt.close(fig))
     tour.report(out)
     assert (out / "report.md").read_text() == report
     # the explorable renders: one row per hidden layer, samples in the table
@@ -95,3 +100,4 @@ def test_diff_shows_counting_to_learning():
 
     diff = lab_diff("tour")
     assert "-class CountBigram" in diff and "+class Bigram" in diff
+    assert "+class DeepMLPRecorder" in diff and "+def saturation" in diff
