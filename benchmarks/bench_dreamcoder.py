@@ -19,7 +19,7 @@ import time
 from nnlabs.labs.dreamcoder.compress import compress, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import parse
 from nnlabs.labs.dreamcoder.experiment import tasks_from_json
-from nnlabs.labs.dreamcoder.search import Budget, Grammar, OutOfBudget, enumerate_programs, solve_task
+from nnlabs.labs.dreamcoder.search import Grammar, OutOfBudget, SearchBudget, enumerate_programs, solve_task
 from nnlabs.pack import list_programs
 
 
@@ -65,7 +65,7 @@ def bench_enumeration(seconds: float) -> None:
               f"(reached DL {reached:.1f} nats)")
     tried = secs = solved = 0
     for task in tasks[:12]:
-        r = solve_task((task, g, g.log_weights, Budget(programs=5000, seconds=seconds / 4)))
+        r = solve_task((task, g, g.log_weights, SearchBudget(programs=5000, seconds=seconds / 4)))
         tried, secs, solved = tried + r["tried"], secs + r["seconds"], solved + r["solved"]
     print(f"  solving 12 level-1 tasks: {tried} programs tried in {secs:.1f}s = {tried / secs:.0f} programs/s, "
           f"{solved}/12 solved")

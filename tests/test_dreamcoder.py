@@ -9,19 +9,35 @@ import pytest
 
 from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import (
+    BOOL,
     INT,
     EvalError,
+    Lam,
     ParseError,
     TypeMismatch,
+    apply_all,
     arrow,
     evaluate,
+    is_arrow,
     parse,
+    resolve,
     show,
     tlist,
     typeof,
 )
 from nnlabs.labs.dreamcoder.report import mcnemar, paired_verdict
-from nnlabs.labs.dreamcoder.search import Budget, Grammar, Task, enumerate_programs, solve_task, summary
+from nnlabs.labs.dreamcoder.search import (
+    Enumerator,
+    Grammar,
+    SearchBudget,
+    Task,
+    argument_order,
+    candidates,
+    enumerate_programs,
+    solve_task,
+    summary,
+    unorder,
+)
 
 
 def test_parse_print_round_trip():
@@ -64,11 +80,50 @@ def test_enumeration_order_and_finds_a_small_program():
     dls = [dl for dl, _ in enumerate_programs(g, g.log_weights, request, [(1, 2), (3,)], max_dl=9)]
     assert len(dls) > 10 and all(a <= b + 1e-9 for a, b in zip(dls, dls[1:]))
     task = Task("length", request, [((1, 2, 3), 3), ((), 0), ((5,), 1), ((4, 4), 2)])
-    r = solve_task((task, g, g.log_weights, Budget(programs=500, seconds=10)))
+    r = solve_task((task, g, g.log_weights, SearchBudget(programs=500, seconds=10)))
     assert r["solved"] and r["program"] == "(lam (length $0))"
     # the description length is the likelihood summary's -log P
     s = summary(g, parse(r["program"]), request)
     assert s is not None and len(s) == 2
+
+
+def naive_programs(g, w, req, env, sub, n, budget):
+    """Every program of type req cheaper than budget by plain top-down recursion: no memo, no pruning."""
+    req = resolve(req, sub)
+    if is_arrow(req):
+        a, b = req.args
+        for cost, body, s, m in naive_programs(g, w, b, (a, *env), sub, n, budget):
+            yield cost, Lam(body), s, m
+        return
+    for c in candidates(g, w, req, env, sub, n):
+        if c.cost >= budget:
+            break
+        order = argument_order(c.arg_types)
+        types = [c.arg_types[i] for i in order]
+        for cost, args, s, m in naive_arguments(g, w, types, env, c.sub, c.next_id, budget - c.cost):
+            yield c.cost + cost, apply_all(c.head, unorder(args, order)), s, m
+
+
+def naive_arguments(g, w, types, env, sub, n, budget):
+    if not types:
+        yield 0.0, [], sub, n
+        return
+    for c1, p1, s1, n1 in naive_programs(g, w, types[0], env, sub, n, budget):
+        for c2, rest, s2, n2 in naive_arguments(g, w, types[1:], env, s1, n1, budget - c1):
+            yield c1 + c2, [p1, *rest], s2, n2
+
+
+@pytest.mark.parametrize("request_type", [arrow(tlist(INT), INT), arrow(tlist(INT), tlist(INT)),
+                                          arrow(tlist(INT), BOOL)], ids=str)
+def test_memoised_enumerator_matches_the_naive_one(request_type):
+    """Every program below a small description length, each once, with the same DL: the memo (holes
+    replayed up to renaming of type variables) neither loses nor invents a program."""
+    g, budget = Grammar(), 8.5
+    naive = sorted((show(p), round(c, 9)) for c, p, _, _ in naive_programs(g, g.log_weights, request_type, (), {}, 0,
+                                                                            budget))
+    memo = Enumerator(g, g.log_weights, prune_equivalent=False)
+    fast = sorted((show(p), round(c, 9)) for c, p, _, _ in memo.programs(request_type, (), {}, 0, budget))
+    assert len(naive) > 15 and fast == naive
 
 
 def test_compression_finds_the_shared_abstraction():

@@ -5,15 +5,17 @@ One module per idea, in the order the post reads them:
   search.py       the unigram grammar, enumeration by description length, parallel task solving
   recognition.py  the recognition model: task examples -> grammar weights
   compress.py     abstraction sleep: our compressor and the Stitch backend
-  wake_sleep.py   the loop
-  experiment.py   `nnlabs lab dreamcoder`: the runs and baselines;  report.py: figures, report, explorable
+  wake_sleep.py   the loop: wake, abstraction sleep, dream sleep, the metrics of a cycle
+  experiment.py   `nnlabs lab dreamcoder`: the budgets, runs and baselines
+  report.py       figures, report.md, payoff.json and the explorable (explorable.html/.js)
 
 Independent of the transformer spine (PyTorch only for the recognition model), so no patches.
 """
 
+from nnlabs.labs import Patch
 from nnlabs.labs.dreamcoder.experiment import main
 from nnlabs.labs.dreamcoder.report import report
 
-PATCHES: list = []
+PATCHES: list[Patch] = []
 
 __all__ = ["main", "report", "PATCHES"]

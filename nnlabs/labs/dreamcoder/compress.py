@@ -39,7 +39,8 @@ from nnlabs.labs.dreamcoder.dsl import (
     spine,
 )
 
-COST_LEAF, COST_NODE = 100, 1  # Stitch's defaults: prims/vars 100, app/lam 1
+# Stitch's defaults: prims/vars 100, app/lam 1
+COST_LEAF, COST_NODE = 100, 1
 
 
 @dataclass(frozen=True, repr=False)
@@ -61,10 +62,13 @@ def cost(p: Program) -> int:
 
 @dataclass
 class Compression:
-    abstractions: list            # Invented, in the order learned
-    rewritten: list               # Programs, same order as the input
+    # Invented, in the order learned
+    abstractions: list
+    # Programs, same order as the input
+    rewritten: list
     seconds: float = 0.0
-    steps: list = field(default_factory=list)  # per abstraction: {"name", "body", "utility", "uses"}
+    # per abstraction: {"name", "body", "utility", "uses"}
+    steps: list = field(default_factory=list)
 
     def ratio(self, original) -> float:
         """Stitch's compression ratio: corpus cost before / after (the library is not counted)."""
@@ -94,7 +98,8 @@ def anti_unify(a: Program, b: Program, max_arity: int):
 
     def go(a, b, d):
         if a == b and not free_vars(a, d):
-            return a  # identical and closed within the pattern
+            # identical and closed within the pattern
+            return a
         if a.__class__ is App and b.__class__ is App:
             f, x = go(a.f, b.f, d), go(a.x, b.x, d)
             return None if f is None or x is None else App(f, x)
@@ -102,7 +107,8 @@ def anti_unify(a: Program, b: Program, max_arity: int):
             body = go(a.body, b.body, d + 1)
             return None if body is None else Lam(body)
         if min(free_vars(a), default=d) < d or min(free_vars(b), default=d) < d:
-            return None  # the hole would capture a variable bound inside the pattern
+            # the hole would capture a variable bound inside the pattern
+            return None
         key = (show(shift(a, -d)), show(shift(b, -d)))
         if key not in holes:
             holes[key] = Hole(len(holes))
@@ -187,7 +193,8 @@ def propose(programs, max_arity: int, max_per_bucket: int = 60):
         ts = sorted(ts, key=lambda t: -counts[t] * cost(t))[:max_per_bucket]
         patterns = {}
         for i, a in enumerate(ts):
-            for b in ts[i:]:  # b == a proposes the subtree itself (with its free variables as holes)
+            # b == a proposes the subtree itself (with its free variables as holes)
+            for b in ts[i:]:
                 r = anti_unify(a, b, max_arity)
                 if r is not None:
                     patterns[r[0]] = r[1]

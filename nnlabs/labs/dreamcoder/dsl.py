@@ -362,7 +362,7 @@ class EvalError(Exception):
 MAX_LIST, MAX_INT = 64, 10**6
 
 
-class Budget:
+class StepBudget:
     """One shared step counter: every application ticks it, and a list operation is charged the elements
     it touches (a map over 3,000 elements costs 3,000 steps, not one), so the step limit bounds the time
     whatever the input's size. The clock is read at least every 1024 steps (at `check_at`)."""
@@ -370,24 +370,24 @@ class Budget:
 
 
 def tick():
-    Budget.steps += 1
-    if Budget.steps >= Budget.check_at:
+    StepBudget.steps += 1
+    if StepBudget.steps >= StepBudget.check_at:
         _check_budget()
 
 
 def charge(n: int):
     """A list operation that touches n elements costs n steps."""
-    Budget.steps += n
-    if Budget.steps >= Budget.check_at:
+    StepBudget.steps += n
+    if StepBudget.steps >= StepBudget.check_at:
         _check_budget()
 
 
 def _check_budget():
-    if Budget.steps > Budget.limit:
+    if StepBudget.steps > StepBudget.limit:
         raise EvalError("step budget exhausted")
-    if time.perf_counter() > Budget.deadline:
+    if time.perf_counter() > StepBudget.deadline:
         raise EvalError("time budget exhausted")
-    Budget.check_at = min(Budget.limit + 1, (Budget.steps // 1024 + 1) * 1024)
+    StepBudget.check_at = min(StepBudget.limit + 1, (StepBudget.steps // 1024 + 1) * 1024)
 
 
 def compile_program(p: Program):
@@ -437,8 +437,8 @@ def compile_invented(p: Invented):
 
 def guarded(thunk, steps: int, seconds: float):
     """Run thunk() under a fresh step and time budget; any failure becomes EvalError."""
-    Budget.steps, Budget.limit, Budget.deadline = 0, steps, time.perf_counter() + seconds
-    Budget.check_at = min(steps + 1, 1024)
+    StepBudget.steps, StepBudget.limit, StepBudget.deadline = 0, steps, time.perf_counter() + seconds
+    StepBudget.check_at = min(steps + 1, 1024)
     try:
         return thunk()
     except EvalError:

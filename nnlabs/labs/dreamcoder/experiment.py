@@ -15,26 +15,42 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nnlabs.labs import lab_parser
-from nnlabs.labs.dreamcoder.dsl import arrow, parse_type_name, size, to_value
-from nnlabs.labs.dreamcoder.search import Budget, Grammar, Task, solve_tasks
-from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop
+from nnlabs.labs.dreamcoder.dsl import arrow, parse, parse_type_name, size, to_value
+from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tasks
+from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop, write_config
 from nnlabs.spine.errors import UserError
 
-BUDGETS = {
-    # tasks (train, held-out, highest curriculum level), cycles, per task per wake: programs tried and
-    # seconds; dream sleep: dreams and recognition training steps. The programs cap is the budget; the
-    # seconds cap is only a safety net set well above it, so results don't depend on the machine's speed.
-    "tiny": dict(n_train=6, n_test=3, max_level=1, cycles=1, programs=400, seconds=5.0, dreams=10,
-                 recognition_steps=10),
-    "quick": dict(n_train=40, n_test=20, max_level=3, cycles=3, programs=1500, seconds=10.0, dreams=100,
-                  recognition_steps=150),
-    "full": dict(n_train=0, n_test=0, max_level=3, cycles=4, programs=3000, seconds=20.0, dreams=300,
-                 recognition_steps=400),
-}
+
+@dataclass(frozen=True, kw_only=True)
+class DreamCoderBudget:
+    """Tasks (train, held-out: 0 = all; the highest curriculum level), wake–sleep cycles, per task per
+    wake the programs tried and seconds, and for dream sleep the dreams and recognition training steps.
+    The programs cap is the budget; the seconds cap is only a safety net set well above it, so results
+    don't depend on the machine's speed."""
+
+    name: str
+    n_train: int
+    n_test: int
+    max_level: int
+    cycles: int
+    programs: int
+    seconds: float
+    dreams: int
+    recognition_steps: int
+
+
+BUDGETS = {budget.name: budget for budget in (
+    DreamCoderBudget(name="tiny", n_train=6, n_test=3, max_level=1, cycles=1, programs=400, seconds=5.0, dreams=10,
+                     recognition_steps=10),
+    DreamCoderBudget(name="quick", n_train=40, n_test=20, max_level=3, cycles=3, programs=1500, seconds=10.0,
+                     dreams=100, recognition_steps=150),
+    DreamCoderBudget(name="full", n_train=0, n_test=0, max_level=3, cycles=4, programs=3000, seconds=20.0,
+                     dreams=300, recognition_steps=400),
+)}
 RUNS = ("full", "no_recognition", "no_learning")
 
 
@@ -146,16 +162,16 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    b = dict(BUDGETS[args.budget])
+    budget = BUDGETS[args.budget]
     if args.cycles:
         if args.cycles < 1:
             raise UserError("--cycles must be at least 1")
-        b["cycles"] = args.cycles
+        budget = replace(budget, cycles=args.cycles)
     out = Path(args.out)
     train, test = load_tasks(args)
     rng = random.Random(args.seed)
-    train = subsample([t for t in train if t.level <= b["max_level"]], b["n_train"], rng, curriculum=True)
-    test = subsample([t for t in test if t.level <= b["max_level"]], b["n_test"], rng)
+    train = subsample([t for t in train if t.level <= budget.max_level], budget.n_train, rng, curriculum=True)
+    test = subsample([t for t in test if t.level <= budget.max_level], budget.n_test, rng)
     quiet = os.environ.get("CI") == "true"
 
     def progress(name, cycle, cycles, record):
@@ -168,16 +184,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      new {a['name']} ({a['suggested']}): {a['body']}  — used by {len(a['helps'])} task(s)")
 
     t0 = time.perf_counter()
-    common = dict(cycles=b["cycles"], programs=b["programs"], seconds=b["seconds"], dreams=b["dreams"],
-                  recognition_steps=b["recognition_steps"], seed=args.seed, processes=args.processes,
+    common = dict(cycles=budget.cycles, programs=budget.programs, seconds=budget.seconds, dreams=budget.dreams,
+                  recognition_steps=budget.recognition_steps, seed=args.seed, processes=args.processes,
                   compressor=args.compressor)
     if not quiet:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
-    run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress)
+    run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget)
     run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common), out / "no_recognition",
-             progress)
+             progress, args.budget)
     run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
-                    out / "no_learning")
+                    out / "no_learning", args.budget)
     total = time.perf_counter() - t0
     (out / "timing.json").write_text(json.dumps({"budget": args.budget, "wall_s": round(total, 2),
                                                  "cores": os.cpu_count()}, sort_keys=True) + "\n")
@@ -189,12 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path) -> None:
+def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path, budget_name: str = "custom") -> None:
     """The base grammar with the learners' total per-task budget, in one search per held-out task."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+    write_config(run_dir, cfg, budget_name)
     g = Grammar()
-    budget = Budget(cfg.programs * cfg.cycles, cfg.seconds * cfg.cycles)
+    budget = SearchBudget(programs=cfg.programs * cfg.cycles, seconds=cfg.seconds * cfg.cycles)
     t0 = time.perf_counter()
     results = solve_tasks(test, g, [g.log_weights] * len(test), budget, cfg.processes)
     solved = [r for r in results if r["solved"]]
@@ -216,6 +232,4 @@ def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path) -> None:
 
 
 def size_of(result: dict) -> int:
-    from nnlabs.labs.dreamcoder.dsl import parse
-
     return size(parse(result["program"]))

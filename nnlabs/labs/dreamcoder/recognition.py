@@ -59,7 +59,8 @@ class RecognitionModel(nn.Module):
         self.embed = nn.Embedding(VOCAB, d, padding_idx=PAD)
         self.example = nn.Sequential(nn.Linear(3 * d, h), nn.ReLU())
         self.head = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, n_outputs))
-        nn.init.zeros_(self.head[2].weight)  # start at Δw = 0: the unigram grammar
+        # start at Δw = 0: the unigram grammar
+        nn.init.zeros_(self.head[2].weight)
         nn.init.zeros_(self.head[2].bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from importlib.resources import files
 from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, save
-from nnlabs.report.runs import read_jsonl
+from nnlabs.report.runs import Run, load_runs
+from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
 COLORS = {"full": "tab:blue", "no_recognition": "tab:orange", "no_learning": "tab:gray"}
@@ -23,24 +25,19 @@ def leaves(program: str) -> int:
     return sum(1 for t in program.replace("(", " ").replace(")", " ").split() if t != "lam")
 
 
-def load(out: Path) -> dict:
-    runs = {}
-    for name in ("full", "no_recognition", "no_learning"):
-        d = out / name
-        if (d / "metrics.jsonl").exists():
-            runs[name] = {"metrics": read_jsonl(d / "metrics.jsonl"),
-                          "analysis": json.loads((d / "analysis.json").read_text(encoding="utf-8"))}
-    return runs
+def load(out: Path) -> dict[str, Run]:
+    """The three conditions' finished runs, by name."""
+    return {run.name: run for run in load_runs(out) if run.name in COLORS and run.complete}
 
 
-def series(run: dict, split: str, key: str):
-    rows = [m for m in run["metrics"] if m["split"] == split]
+def series(run: Run, split: str, key: str):
+    rows = [m for m in run.metrics if m["split"] == split]
     return [m["step"] for m in rows], [m[key] for m in rows]
 
 
-def held_out_solved(run: dict) -> set[str]:
+def held_out_solved(run: Run) -> set[str]:
     """Names of the held-out tasks a run's last wake solved (no_learning has one wake, of held-out tasks only)."""
-    a = run["analysis"]
+    a = run.analysis
     wake = a["cycles"][-1]["wake"] if "cycles" in a else [{**r, "split": "test"} for r in a["wake"]]
     return {r["name"] for r in wake if r["split"] == "test" and r["solved"]}
 
@@ -75,7 +72,8 @@ def before_after(analysis: dict):
     options = []
     for name, (cycle, prog) in sorted(first.items()):
         after = final.get(name, prog)
-        if leaves(after) >= 2:  # a program that became one abstraction is true, but shows nothing
+        # a program that became one abstraction is true, but shows nothing
+        if leaves(after) >= 2:
             options.append({"task": name, "cycle": cycle, "before": prog, "after": after,
                             "gain": leaves(prog) - leaves(after)})
     if not options:
@@ -114,7 +112,7 @@ def report(out: str | Path) -> None:
             x, y = series(runs[name], "test", "tried_per_solved")
             ax[0][1].plot(x, y, "o-", color=COLORS[name], label=LABELS[name] + " (held-out)")
     if "no_learning" in runs:
-        m = runs["no_learning"]["metrics"][0]
+        m = runs["no_learning"].metrics[0]
         ax[0][0].axhline(100 * m["solved_frac"], color=COLORS["no_learning"], ls=":", label=LABELS["no_learning"])
     ax[0][0].set(title="Tasks solved", xlabel="wake-sleep cycle", ylabel="solved (% of tasks)")
     ax[0][0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
@@ -126,13 +124,13 @@ def report(out: str | Path) -> None:
     save(fig, figs / "dreamcoder_solved", source=src)
 
     # --- one task before and after the library
-    ba = before_after(full["analysis"])
+    ba = before_after(full.analysis)
     fig, ax = new_figure(1, 1, width=9, height=3.0)
     a = ax[0][0]
     a.axis("off")
     if ba:
         esc = lambda t: t.replace("$", r"\$")  # noqa: E731  ($0 is a de Bruijn variable, not mathtext)
-        bodies = {x["name"]: x["body"] for x in full["analysis"]["library"]}
+        bodies = {x["name"]: x["body"] for x in full.analysis["library"]}
         used = [t for t in dict.fromkeys(ba["after"].replace("(", " ").replace(")", " ").split()) if t in bodies]
         a.set_title(f"Task '{ba['task']}': the same task, before and after the library")
         a.text(0.0, 0.85, f"found in cycle {ba['cycle']} ({leaves(ba['before'])} tokens):", fontsize=9)
@@ -146,15 +144,11 @@ def report(out: str | Path) -> None:
 
     write_report(out, runs, ba)
     write_explorable(out, runs)
+    write_payoff(out, runs)
 
 
 def fmt_pct(x) -> str:
     return f"{100 * x:.1f}%"
-
-
-def cell(text: str) -> str:
-    """Task names contain ' | ' (pipeline stages): escape it inside a markdown table."""
-    return text.replace("|", "\\|")
 
 
 def held_out_uses(analysis: dict) -> dict:
@@ -169,33 +163,59 @@ def held_out_uses(analysis: dict) -> dict:
     return {k: sorted(v) for k, v in uses.items()}
 
 
+def cost_verdict(first: dict, last: dict) -> str:
+    """Did the programs tried per solved held-out task fall from the first wake to the last? A wake that
+    solved no held-out task has no such cost: say so instead of comparing."""
+    before, after = first["tried_per_solved"], last["tried_per_solved"]
+    if before is None or after is None:
+        unsolved = " and ".join(f"cycle {m['step']}" for m in (first, last) if m["tried_per_solved"] is None)
+        return (f"Search cost per solved held-out task cannot be compared: the wake of {unsolved} solved no "
+                f"held-out task ({first['programs_tried']:,} and {last['programs_tried']:,} programs tried).")
+    return (f"Search cost per solved held-out task went from {before} programs (cycle 1, base DSL) to {after} "
+            f"(cycle {last['step']}); " + ("it fell." if after < before else "it did **not** fall."))
+
+
+def write_payoff(out: Path, runs: dict[str, Run]) -> None:
+    """One point per run: held-out tasks solved by its last wake against the programs it searched per
+    held-out task over all its wakes (no_learning: its one search with the learners' total budget)."""
+    points = []
+    for name, run in runs.items():
+        held_out = [m for m in run.metrics if m["split"] == "test"]
+        points.append({"run": name, "label": LABELS[name], "kind": "routed" if name == "full" else "baseline",
+                       "quality": 100 * held_out[-1]["solved_frac"],
+                       "compute": sum(m["programs_tried"] for m in held_out) / max(1, held_out[-1]["n_tasks"]),
+                       "seed": run.seed})
+    payoff = {"lab": "dreamcoder", "quality": "held-out tasks solved by the last wake, %",
+              "compute": "programs tried per held-out task, all wakes", "points": points}
+    (out / "payoff.json").write_text(json.dumps(payoff, indent=2) + "\n", encoding="utf-8")
+
+
 def write_report(out: Path, runs: dict, ba) -> None:
     full = runs["full"]
     timing = json.loads((out / "timing.json").read_text()) if (out / "timing.json").exists() else {}
-    cfg = full["analysis"]["config"]
+    cfg = full.analysis["config"]
     lines = ["# Part 7 — DreamCoder lab: library learning on list programs", "",
              f"Budget `{timing.get('budget', '?')}`: {cfg['cycles']} wake–sleep cycles, at most "
              f"{cfg['programs']} programs tried and {cfg['seconds']} s per task per wake, compressor "
              f"`{cfg['compressor']}`. Whole run (three conditions + report): {timing.get('wall_s', '?')} s on "
              f"{timing.get('cores', '?')} cores.", "",
-             "## Solved fraction per cycle", "",
-             "| run | cycle | train solved | held-out solved | programs tried / solved held-out task | "
-             "library size | avg solution length (tokens) |", "|---|---|---|---|---|---|---|"]
+             "## Solved fraction per cycle", ""]
+    rows = []
     for name in ("full", "no_recognition"):
         if name not in runs:
             continue
-        tr = {m["step"]: m for m in runs[name]["metrics"] if m["split"] == "train"}
-        te = {m["step"]: m for m in runs[name]["metrics"] if m["split"] == "test"}
-        for c in sorted(tr):
-            lines.append(f"| {name} | {c} | {tr[c]['solved']}/{tr[c]['n_tasks']} | {te[c]['solved']}/{te[c]['n_tasks']}"
-                         f" | {te[c]['tried_per_solved']} | {tr[c]['library_size']} | {tr[c]['avg_solution_size']} |")
+        tr = {m["step"]: m for m in runs[name].metrics if m["split"] == "train"}
+        te = {m["step"]: m for m in runs[name].metrics if m["split"] == "test"}
+        rows += [[name, str(c), f"{tr[c]['solved']}/{tr[c]['n_tasks']}", f"{te[c]['solved']}/{te[c]['n_tasks']}",
+                  str(te[c]["tried_per_solved"]), str(tr[c]["library_size"]), str(tr[c]["avg_solution_size"])]
+                 for c in sorted(tr)]
     verdicts = []
     if "no_learning" in runs:
-        nl = runs["no_learning"]["metrics"][0]
-        lines.append(f"| no_learning | all ({cfg['cycles']}x budget) | – | {nl['solved']}/{nl['n_tasks']} | "
-                     f"{nl['tried_per_solved']} | 0 | {nl['avg_solution_size']} |")
-        last = [m for m in full["metrics"] if m["split"] == "test"][-1]
-        first = [m for m in full["metrics"] if m["split"] == "test"][0]
+        nl = runs["no_learning"].metrics[0]
+        rows.append(["no_learning", f"all ({cfg['cycles']}x budget)", "–", f"{nl['solved']}/{nl['n_tasks']}",
+                     str(nl["tried_per_solved"]), "0", str(nl["avg_solution_size"])])
+        last = [m for m in full.metrics if m["split"] == "test"][-1]
+        first = [m for m in full.metrics if m["split"] == "test"][0]
         diff = last["solved"] - nl["solved"]
         if diff > 0:
             verdicts.append(f"After learning, the final wake solves {last['solved']}/{last['n_tasks']} held-out tasks "
@@ -209,33 +229,33 @@ def write_report(out: Path, runs: dict, ba) -> None:
                             f"{last['n_tasks']} held-out tasks, the base DSL with the same total budget "
                             f"{nl['solved']}/{nl['n_tasks']}.")
         if "no_recognition" in runs:
-            nr1 = [m for m in runs["no_recognition"]["metrics"] if m["split"] == "test"][0]
+            nr1 = [m for m in runs["no_recognition"].metrics if m["split"] == "test"][0]
             if nr1["solved"] != first["solved"]:
                 verdicts.append(f"Cycle 1 is the same search in both learning runs (base DSL, no model yet), yet "
                                 f"they solved {first['solved']} and {nr1['solved']} held-out tasks: the per-task "
                                 "wall-clock cap bound before the programs cap, so cycle-to-cycle differences of a "
                                 "task or two are timing noise on this machine.")
-            nr = [m for m in runs["no_recognition"]["metrics"] if m["split"] == "test"][-1]
+            nr = [m for m in runs["no_recognition"].metrics if m["split"] == "test"][-1]
             verdicts.append(f"Without the recognition model the last wake solves {nr['solved']}/{nr['n_tasks']} "
                             f"held-out tasks (with it: {last['solved']}/{last['n_tasks']}); "
                             + paired_verdict(held_out_solved(full), held_out_solved(runs["no_recognition"]),
                                              "the recognition model helped", "the recognition model hurt"))
-        if len([m for m in full["metrics"] if m["split"] == "test"]) > 1:
-            verdicts.append(f"Search cost per solved held-out task went from {first['tried_per_solved']} programs "
-                            f"(cycle 1, base DSL) to {last['tried_per_solved']} (cycle {last['step']}); "
-                            + ("it fell." if last["tried_per_solved"] < first["tried_per_solved"] else
-                               "it did **not** fall."))
-    lines += ["", *verdicts, ""]
-    lines += ["## The library", "", "| name | suggested | body | training solutions using it | held-out tasks "
-              "solved with it |", "|---|---|---|---|---|"]
-    test_uses = held_out_uses(full["analysis"])
-    for c in full["analysis"]["cycles"]:
+        if len([m for m in full.metrics if m["split"] == "test"]) > 1:
+            verdicts.append(cost_verdict(first, last))
+    lines += [markdown_table(["run", "cycle", "train solved", "held-out solved",
+                              "programs tried / solved held-out task", "library size",
+                              "avg solution length (tokens)"], rows), *verdicts, ""]
+    test_uses = held_out_uses(full.analysis)
+    rows = []
+    for c in full.analysis["cycles"]:
         for a in c.get("new_abstractions", []):
             helps = ", ".join(a["helps"][:6]) + (" …" if len(a["helps"]) > 6 else "")
             tu = test_uses.get(a["name"], [])
-            lines.append(f"| {a['name']} | {a['suggested']} | `{a['body']}` | {len(a['helps'])}: {cell(helps)} | "
-                         f"{len(tu)}: {cell(', '.join(tu))} |")
-    kinds = [a["suggested"] for c in full["analysis"]["cycles"] for a in c.get("new_abstractions", [])]
+            rows.append([a["name"], a["suggested"], f"`{a['body']}`", f"{len(a['helps'])}: {helps}",
+                         f"{len(tu)}: {', '.join(tu)}"])
+    lines += ["## The library", "", markdown_table(["name", "suggested", "body", "training solutions using it",
+                                                    "held-out tasks solved with it"], rows).rstrip("\n")]
+    kinds = [a["suggested"] for c in full.analysis["cycles"] for a in c.get("new_abstractions", [])]
     found_filter = any(k.startswith("filter") or k == "count-where" for k in kinds)
     found_foldmap = any("fold" in k or k.startswith("map") for k in kinds)
     lines += ["", f"Filter-like abstraction discovered: **{'yes' if found_filter else 'no'}**; fold/map-derived: "
@@ -246,19 +266,20 @@ def write_report(out: Path, runs: dict, ba) -> None:
         lines += ["## One task before and after", "", f"Task `{ba['task']}`, found in cycle {ba['cycle']}:", "",
                   f"    {ba['before']}    ({leaves(ba['before'])} tokens)", "", "rewritten in the final library:", "",
                   f"    {ba['after']}    ({leaves(ba['after'])} tokens)", ""]
-    comps = [c["compression"] for c in full["analysis"]["cycles"] if "compression" in c]
+    comps = [c["compression"] for c in full.analysis["cycles"] if "compression" in c]
     if comps:
-        lines += ["## Our compressor vs Stitch (same corpus each sleep)", "",
-                  "| cycle | corpus programs | ours ratio | Stitch ratio | ours / Stitch | ours s | Stitch s | "
-                  "time ratio |", "|---|---|---|---|---|---|---|---|"]
-        for c, comp in zip([c["cycle"] for c in full["analysis"]["cycles"] if "compression" in c], comps):
+        rows = []
+        for c, comp in zip([c["cycle"] for c in full.analysis["cycles"] if "compression" in c], comps):
             o, s = comp["ours"], comp["stitch"]
-            lines.append(f"| {c} | {comp['corpus_size']} | {o['ratio']:.3f} | {s['ratio']:.3f} | "
-                         f"{100 * o['ratio'] / s['ratio']:.1f}% | {o['seconds']:.3f} | {s['seconds']:.3f} | "
-                         f"{o['seconds'] / max(1e-6, s['seconds']):.1f}x |")
-        lines += ["", "Compression ratio = corpus cost before / after rewriting (Stitch's definition and cost "
+            rows.append([str(c), str(comp["corpus_size"]), f"{o['ratio']:.3f}", f"{s['ratio']:.3f}",
+                         f"{100 * o['ratio'] / s['ratio']:.1f}%", f"{o['seconds']:.3f}", f"{s['seconds']:.3f}",
+                         f"{o['seconds'] / max(1e-6, s['seconds']):.1f}x"])
+        lines += ["## Our compressor vs Stitch (same corpus each sleep)", "",
+                  markdown_table(["cycle", "corpus programs", "ours ratio", "Stitch ratio", "ours / Stitch", "ours s",
+                                  "Stitch s", "time ratio"], rows),
+                  "Compression ratio = corpus cost before / after rewriting (Stitch's definition and cost "
                   "model: primitive or variable 100, application or lambda 1; library bodies not counted).", ""]
-    speeds = [m["programs_per_s"] for m in full["metrics"]]
+    speeds = [m["programs_per_s"] for m in full.metrics]
     lines += ["## Search speed", "", f"Programs tried per second per worker (complete programs run on a task's "
               f"examples, after observational-equivalence pruning): median {sorted(speeds)[len(speeds) // 2]}.", "",
               "Metric definitions: docs/dreamcoder.md. Figures: figures/dreamcoder_*.png. "
@@ -266,52 +287,11 @@ def write_report(out: Path, runs: dict, ba) -> None:
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
 
 
-BODY = """
-<p class="note">Drag the slider: the library after each cycle's sleep (new abstractions in bold), the tasks
-each one helps, and every solved training task's program rewritten in that library.</p>
-<div class="controls"><label>cycle <input type="range" id="cycle" min="1" value="1"></label>
-<span id="summary" class="mono"></span></div>
-<h2>Library</h2><table class="heat" id="lib"></table>
-<h2>Training solutions (rewritten in this cycle's library)</h2><table class="heat" id="sols"></table>
-<h2>Held-out tasks solved in this cycle's wake</h2><table class="heat" id="tests"></table>
-"""
-
-SCRIPT = """
-const slider = document.getElementById('cycle');
-slider.max = DATA.cycles.length;
-function render() {
-  const k = +slider.value, c = DATA.cycles[k - 1];
-  document.getElementById('summary').textContent =
-    `cycle ${c.cycle}: train solved ${c.train_solved}/${DATA.n_train}, held-out solved ${c.test_solved}/${DATA.n_test}`;
-  const lib = clear(document.getElementById('lib'));
-  lib.append(el('tr', {}, el('th', {}, 'name'), el('th', {}, 'suggested'), el('th', {}, 'body'),
-                el('th', {}, 'training tasks it compresses'), el('th', {}, 'held-out tasks solved with it')));
-  for (const a of c.library) {
-    const style = a.cycle === c.cycle ? {fontWeight: 'bold'} : {};
-    lib.append(el('tr', {style}, el('td', {}, a.name), el('td', {}, a.suggested),
-      el('td', {class: 'mono', style: {textAlign: 'left'}}, a.body),
-      el('td', {style: {textAlign: 'left'}}, a.helps.join(', ')),
-      el('td', {style: {textAlign: 'left'}}, (DATA.test_uses[a.name] || []).join(', '))));
-  }
-  const tests = clear(document.getElementById('tests'));
-  tests.append(el('tr', {}, el('th', {}, 'task'), el('th', {}, 'program found')));
-  for (const [task, prog] of c.test_programs)
-    tests.append(el('tr', {}, el('td', {}, task), el('td', {class: 'mono', style: {textAlign: 'left'}}, prog)));
-  const sols = clear(document.getElementById('sols'));
-  sols.append(el('tr', {}, el('th', {}, 'task'), el('th', {}, 'program')));
-  for (const [task, prog] of c.solutions)
-    sols.append(el('tr', {}, el('td', {}, task), el('td', {class: 'mono', style: {textAlign: 'left'}}, prog)));
-}
-slider.oninput = render;
-render();
-"""
-
-
 def write_explorable(out: Path, runs: dict) -> None:
-    full = runs["full"]["analysis"]
+    full = runs["full"].analysis
     cycles, library = [], []
-    tr = {m["step"]: m for m in runs["full"]["metrics"] if m["split"] == "train"}
-    te = {m["step"]: m for m in runs["full"]["metrics"] if m["split"] == "test"}
+    tr = {m["step"]: m for m in runs["full"].metrics if m["split"] == "train"}
+    te = {m["step"]: m for m in runs["full"].metrics if m["split"] == "test"}
     for c in full["cycles"]:
         library = library + [{"cycle": c["cycle"], "name": a["name"], "suggested": a["suggested"],
                               "body": a["body"], "helps": a["helps"]} for a in c.get("new_abstractions", [])]
@@ -321,4 +301,7 @@ def write_explorable(out: Path, runs: dict) -> None:
                        "train_solved": tr[c["cycle"]]["solved"], "test_solved": te[c["cycle"]]["solved"]})
     data = {"cycles": cycles, "n_train": tr[1]["n_tasks"] if tr else 0, "n_test": te[1]["n_tasks"] if te else 0,
             "test_uses": held_out_uses(full)}
-    write_html(out / "dreamcoder.html", "DreamCoder lab: the library as it grows", data, BODY, SCRIPT)
+    page = files(__package__)
+    write_html(out / "dreamcoder.html", "DreamCoder lab: the library as it grows", data,
+               (page / "explorable.html").read_text(encoding="utf-8"),
+               (page / "explorable.js").read_text(encoding="utf-8"))

@@ -27,6 +27,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nnlabs.labs.dreamcoder.dsl import (
     BASE_GRAMMAR,
@@ -54,20 +55,29 @@ from nnlabs.labs.dreamcoder.dsl import (
     unify,
 )
 
-BAND = 1.5          # nats per iterative-deepening band
-MAX_DL = 40.0       # never enumerate beyond this description length
-N_PROBES = 10       # probe environments for observational equivalence
-MIN_COST = 0.25     # nats: a floor per choice, so a forced choice (P = 1) cannot recurse forever
-MAX_TYPE_SIZE = 9   # type constructors + variables in an argument type, e.g. (int -> int) -> list(int) is 7
-VAR = -1            # the production index that stands for "a variable"
+# nats per iterative-deepening band
+BAND = 1.5
+# never enumerate beyond this description length
+MAX_DL = 40.0
+# probe environments for observational equivalence
+N_PROBES = 10
+# nats: a floor per choice, so a forced choice (P = 1) cannot recurse forever
+MIN_COST = 0.25
+# type constructors + variables in an argument type, e.g. (int -> int) -> list(int) is 7
+MAX_TYPE_SIZE = 9
+# the production index that stands for "a variable"
+VAR = -1
 
 
 @dataclass
 class Task:
     name: str
-    request: object                 # the task's type, e.g. list(int) -> int
-    examples: list                  # [(input, output)] with lists as tuples
-    program: str | None = None      # hidden reference program, if known (never used by search)
+    # the task's type, e.g. list(int) -> int
+    request: object
+    # [(input, output)] with lists as tuples
+    examples: list
+    # hidden reference program, if known (never used by search)
+    program: str | None = None
     level: int = 0
 
 
@@ -90,6 +100,49 @@ class Grammar:
 # the candidates at one hole: the heart of both enumeration and likelihood
 
 
+class Candidate(NamedTuple):
+    """A production that can fill a hole: its cost -log P(head | hole), the head (a primitive, an
+    abstraction or a variable), the types of the arguments it still needs, the type substitution that
+    made it fit with the next fresh type-variable id, and its index in the grammar (VAR for variables)."""
+    cost: float
+    head: Program
+    arg_types: list
+    sub: dict
+    next_id: int
+    production: int
+
+
+class Expansion(NamedTuple):
+    """A complete program for a hole (or, for `Enumerator.arguments`, a list of programs for a list of
+    holes), with its cost and the substitution and next type-variable id after building it."""
+    cost: float
+    program: object
+    sub: dict
+    next_id: int
+
+
+class Closed(NamedTuple):
+    """A memoised result for a canonical (type, context) key, independent of any substitution: the
+    bindings it made for the key's type variables t0..t{k-1} and how many fresh ones it introduced."""
+    cost: float
+    item: object
+    binds: list
+    fresh: int
+
+
+class Memo(NamedTuple):
+    """A hole's programs, computed once for every cost below `covers` (sorted by cost)."""
+    covers: float
+    entries: list[Closed]
+
+
+class Head(NamedTuple):
+    """A candidate without its cost and substitution, as the candidate memo stores it."""
+    head: Program
+    arg_types: list
+    production: int
+
+
 def list_depth(t) -> int:
     if t.__class__ is TVar:
         return 0
@@ -106,11 +159,11 @@ def plausible(t) -> bool:
     return list_depth(t) <= 1 and type_size(t) <= MAX_TYPE_SIZE
 
 
-def candidates(g: Grammar, w, req, env: tuple, sub: dict, n: int):
-    """Every production that can fill a hole of type `req`: (cost, head, arg_types, sub, next_id, j),
-    sorted by cost = -log P(head | req), normalised over exactly these candidates. Candidates that
-    would need lists of lists or huge types are dropped: no task here needs them, and they are a large
-    dead end (polymorphic abstractions can otherwise build ever-deeper types)."""
+def candidates(g: Grammar, w, req, env: tuple, sub: dict, n: int) -> list[Candidate]:
+    """Every production that can fill a hole of type `req`, sorted by cost = -log P(head | req),
+    normalised over exactly these candidates. Candidates that would need lists of lists or huge types
+    are dropped: no task here needs them, and they are a large dead end (polymorphic abstractions can
+    otherwise build ever-deeper types)."""
     found = []
     for j, p in enumerate(g.productions):
         t, n2 = instantiate(p.tp, n)
@@ -129,11 +182,11 @@ def candidates(g: Grammar, w, req, env: tuple, sub: dict, n: int):
         return []
     top = max(weights)
     log_z = top + math.log(sum(math.exp(x - top) for x in weights))
-    out = [(max(MIN_COST, log_z - c[0]), c[1], c[2], c[3], c[4], c[5]) for c in found]
+    out = [Candidate(max(MIN_COST, log_z - c[0]), *c[1:]) for c in found]
     if var_hits:
         each = max(MIN_COST, log_z - w[VAR] + math.log(len(var_hits)))
-        out += [(each, v, args, s2, n, VAR) for v, args, s2 in var_hits]
-    out.sort(key=lambda c: c[0])
+        out += [Candidate(each, v, args, s2, n, VAR) for v, args, s2 in var_hits]
+    out.sort(key=lambda c: c.cost)
     return out
 
 
@@ -149,36 +202,38 @@ def canonical_key(req, env: tuple):
     return (rename_vars(req, canon), tuple(rename_vars(t, canon) for t in env)), free
 
 
-def close_over(cost, item, sub: dict, k: int):
+def close_over(cost: float, item, sub: dict, k: int) -> Closed:
     """A result computed for a canonical key: the bindings it made for t0..t{k-1} and the number of
     fresh type variables it introduced (renumbered k, k+1, ...), so it no longer needs `sub`."""
     binds = [resolve(TVar(i), sub) for i in range(k)]
     extra = []
-    for t in binds + (item[1] if isinstance(item, tuple) else []):
+    for t in binds + (item.arg_types if isinstance(item, Head) else []):
         type_vars(t, extra)
     ren = {v: TVar(k + i) for i, v in enumerate(v for v in extra if v >= k)}
-    if isinstance(item, tuple):  # a candidate: (head, arg types, j)
-        item = (item[0], [rename_vars(resolve(a, sub), ren) for a in item[1]], item[2])
-    return cost, item, [rename_vars(t, ren) for t in binds], len(ren)
+    if isinstance(item, Head):
+        item = item._replace(arg_types=[rename_vars(resolve(a, sub), ren) for a in item.arg_types])
+    return Closed(cost, item, [rename_vars(t, ren) for t in binds], len(ren))
 
 
-def replay(entries, free: list, sub: dict, n: int, budget: float):
-    """Yield (cost, item, sub', n') for cached entries cheaper than budget, renamed into `sub`."""
+def replay(entries: list[Closed], free: list, sub: dict, n: int, budget: float):
+    """Yield an Expansion (its `program` a Program or a Head) for each cached entry cheaper than
+    budget, renamed into `sub`."""
     k = len(free)
     for cost, item, binds, m in entries:
         if cost >= budget:
             return
         if k == 0 and m == 0:
-            yield cost, item, sub, n
+            yield Expansion(cost, item, sub, n)
             continue
         back = {i: TVar(v) for i, v in enumerate(free)} | {k + i: TVar(n + i) for i in range(m)}
         s2 = dict(sub)
         for i, t in enumerate(binds):
             if t != TVar(i):
                 s2[free[i]] = rename_vars(t, back)
-        if isinstance(item, tuple):  # a candidate's argument types mention the renamed variables
-            item = (item[0], [rename_vars(a, back) for a in item[1]], item[2])
-        yield cost, item, s2, n + m
+        # a candidate's argument types mention the renamed variables
+        if isinstance(item, Head):
+            item = item._replace(arg_types=[rename_vars(a, back) for a in item.arg_types])
+        yield Expansion(cost, item, s2, n + m)
 
 
 def rename_vars(t, mapping: dict):
@@ -198,8 +253,9 @@ class OutOfBudget(Exception):
 class Enumerator:
     """Depth-first enumeration of all programs with DL < upper, with pruning and a deadline."""
 
-    def __init__(self, g: Grammar, w, probe_inputs=(), deadline: float = math.inf, seed: int = 0):
-        self.g, self.w, self.deadline = g, w, deadline
+    def __init__(self, g: Grammar, w, probe_inputs=(), deadline: float = math.inf, seed: int = 0,
+                 prune_equivalent: bool = True):
+        self.g, self.w, self.deadline, self.prune_equivalent = g, w, deadline, prune_equivalent
         self.probe_inputs = list(probe_inputs)[:N_PROBES]
         # lambda variables range over the task's own numbers (where a filter's predicate changes value)
         self.ints = sorted({v for x in self.probe_inputs for v in flatten(x)} | {0, 1, 2, 3})
@@ -232,7 +288,7 @@ class Enumerator:
         return tuple(out)
 
     def programs(self, req, env: tuple, sub: dict, n: int, budget: float):
-        """Yield (cost, program, sub, next_id) for every program of type req with cost < budget.
+        """Yield an Expansion for every program of type req with cost < budget.
         A hole has the same answer wherever its (type, context) recurs up to renaming of type
         variables, so its programs are computed once (sorted by cost, on a 0.5-nat grid of budgets)
         and replayed with the type variables renamed back: enumeration as dynamic programming."""
@@ -242,13 +298,13 @@ class Enumerator:
         req = resolve(req, sub)
         key, free = canonical_key(req, tuple(resolve(t, sub) for t in env))
         memo = self.memo.get(key)
-        if memo is None or memo[0] < budget:
+        if memo is None or memo.covers < budget:
             grid = math.ceil(budget * 2) / 2
             found = [close_over(c, p, s2, len(free)) for c, p, s2, _ in
                      self.expand(key[0], key[1], {}, len(free), grid)]
-            memo = (grid, self.prune(sorted(found, key=lambda f: f[0]), *key))
+            memo = Memo(grid, self.prune(sorted(found, key=lambda f: f.cost), *key))
             self.memo[key] = memo
-        yield from replay(memo[1], free, sub, n, budget)
+        yield from replay(memo.entries, free, sub, n, budget)
 
     def expand(self, req, env: tuple, sub: dict, n: int, budget: float):
         """One step of top-down expansion: a lambda for an arrow type, else each candidate head
@@ -256,21 +312,22 @@ class Enumerator:
         if is_arrow(req):
             a, b = req.args
             for cost, body, s2, n2 in self.programs(b, (a, *env), sub, n, budget):
-                yield cost, Lam(body), s2, n2
+                yield Expansion(cost, Lam(body), s2, n2)
             return
         for cost, head, arg_types, s2, n2, _ in self.candidates(req, env, sub, n, budget):
             order = argument_order(arg_types)
             for acost, args, s3, n3 in self.arguments([arg_types[i] for i in order], env, s2, n2, budget - cost):
-                yield cost + acost, apply_all(head, unorder(args, order)), s3, n3
+                yield Expansion(cost + acost, apply_all(head, unorder(args, order)), s3, n3)
 
     def prune(self, found, req, env):
         """Observational equivalence, for holes whose type and context are concrete data: walking the
         programs cheapest first, keep one per behaviour on the probe environments."""
-        if not (env and is_ground(req) and not is_arrow(req) and all(is_ground(t) and not is_arrow(t) for t in env)):
+        concrete = env and is_ground(req) and not is_arrow(req) and all(is_ground(t) and not is_arrow(t) for t in env)
+        if not (self.prune_equivalent and concrete):
             return found
         seen, kept = set(), []
         for f in found:
-            sig = self.signature(f[1], env)
+            sig = self.signature(f.item, env)
             if sig not in seen:
                 seen.add(sig)
                 kept.append(f)
@@ -280,19 +337,20 @@ class Enumerator:
         """candidates() cheaper than `budget`, memoised up to renaming of type variables."""
         key, free = canonical_key(req, env)
         if key not in self.cache:
-            found = [close_over(c, (head, args, j), s2, len(free)) for c, head, args, s2, _, j in
-                     candidates(self.g, self.w, key[0], key[1], {}, len(free))]
+            found = [close_over(c.cost, Head(c.head, c.arg_types, c.production), c.sub, len(free))
+                     for c in candidates(self.g, self.w, key[0], key[1], {}, len(free))]
             self.cache[key] = found
         for cost, (head, args, j), s2, n2 in replay(self.cache[key], free, sub, n, budget):
-            yield cost, head, [resolve(a, s2) for a in args], s2, n2, j
+            yield Candidate(cost, head, [resolve(a, s2) for a in args], s2, n2, j)
 
     def arguments(self, types, env, sub, n, budget):
+        """Every way to fill the holes `types` left to right, as Expansions whose `program` is the list."""
         if not types:
-            yield 0.0, [], sub, n
+            yield Expansion(0.0, [], sub, n)
             return
         for c1, p1, s1, n1 in self.programs(types[0], env, sub, n, budget):
             for c2, rest, s2, n2 in self.arguments(types[1:], env, s1, n1, budget - c1):
-                yield c1 + c2, [p1, *rest], s2, n2
+                yield Expansion(c1 + c2, [p1, *rest], s2, n2)
 
 
 def argument_order(arg_types) -> list[int]:
@@ -346,10 +404,12 @@ def enumerate_programs(g: Grammar, w, request, probe_inputs=(), deadline=math.in
 # solving a task under a budget
 
 
-@dataclass
-class Budget:
-    programs: int = 20_000        # programs tried per task
-    seconds: float = 5.0          # wall-clock per task: a safety net, not the budget
+@dataclass(frozen=True, kw_only=True)
+class SearchBudget:
+    """What one task's search may spend: programs tried (the budget) and wall-clock seconds (a
+    safety net set well above it, so results don't depend on the machine's speed)."""
+    programs: int = 20_000
+    seconds: float = 5.0
 
 
 def check(p: Program, task: Task) -> bool:
@@ -366,7 +426,8 @@ def check(p: Program, task: Task) -> bool:
 def solve_task(args) -> dict:
     """Enumerate for one task until a program fits every example or the budget runs out."""
     task, g, w, budget = args
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))  # deep-but-legal searches; still caught below
+    # deep-but-legal searches; still caught below
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
     start = time.perf_counter()
     tried, result = 0, {"name": task.name, "solved": False, "program": None, "dl": None}
     try:
@@ -378,14 +439,15 @@ def solve_task(args) -> dict:
                 break
             if tried >= budget.programs:
                 break
-    except (OutOfBudget, RecursionError):  # deadline, or a search too deep for Python: stop, not crash
+    # deadline, or a search too deep for Python: stop, not crash
+    except (OutOfBudget, RecursionError):
         pass
     seconds = time.perf_counter() - start
     result.update(tried=tried, seconds=round(seconds, 4))
     return result
 
 
-def solve_tasks(tasks, g: Grammar, weights, budget: Budget, processes: int = 0) -> list[dict]:
+def solve_tasks(tasks, g: Grammar, weights, budget: SearchBudget, processes: int = 0) -> list[dict]:
     """Solve tasks in parallel over all cores (one task per worker at a time); weights[i] is task i's."""
     jobs = [(t, g, w, budget) for t, w in zip(tasks, weights)]
     processes = processes or mp.cpu_count()
@@ -405,8 +467,16 @@ def eta_expand(p: Program) -> Program:
     return p if p.__class__ is Lam else Lam(App(shift(p, 1), Var(0)))
 
 
-def summary(g: Grammar, p: Program, request) -> list[tuple] | None:
-    """The choices that build p: [(chosen j, candidate js, extra cost)], or None if p cannot be built.
+class Choice(NamedTuple):
+    """One node of a program's derivation: the production chosen, every production that could have
+    been (the normaliser), and the extra cost of picking one variable among several (log #variables)."""
+    chosen: int
+    possible: list
+    extra: float
+
+
+def summary(g: Grammar, p: Program, request) -> list[Choice] | None:
+    """The choices that build p, or None if p cannot be built.
     log P(p) = Σ_nodes [w_chosen - logsumexp_{k in candidates} w_k] - extra."""
     out = []
 
@@ -418,11 +488,11 @@ def summary(g: Grammar, p: Program, request) -> list[tuple] | None:
             return go(p.body, b, (a, *env), sub, n)
         head, args = spine(p)
         cands = candidates(g, g.log_weights, req, env, sub, n)
-        js = sorted({c[5] for c in cands})
+        js = sorted({c.production for c in cands})
         for _, h, arg_types, s2, n2, j in cands:
             if h == head and len(arg_types) == len(args):
-                n_vars = sum(1 for c in cands if c[5] == VAR)
-                out.append((j, js, math.log(n_vars) if j == VAR else 0.0))
+                n_vars = sum(1 for c in cands if c.production == VAR)
+                out.append(Choice(j, js, math.log(n_vars) if j == VAR else 0.0))
                 for i in argument_order(arg_types):
                     r = go(args[i], arg_types[i], env, s2, n2)
                     if r is None:
@@ -470,7 +540,7 @@ def sample_program(g: Grammar, w, request, rng: random.Random, max_depth: int = 
         cands = candidates(g, w, req, env, sub, n)
         if not cands:
             return None
-        cost, head, arg_types, s2, n2, _ = rng.choices(cands, weights=[math.exp(-c[0]) for c in cands])[0]
+        cost, head, arg_types, s2, n2, _ = rng.choices(cands, weights=[math.exp(-c.cost) for c in cands])[0]
         order, args = argument_order(arg_types), []
         for i in order:
             r = go(arg_types[i], env, s2, n2, depth + 1)

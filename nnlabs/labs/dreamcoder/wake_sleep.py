@@ -18,38 +18,47 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from nnlabs.labs import run_config
 from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import BASE_GRAMMAR, parse, show, size, to_json
 from nnlabs.labs.dreamcoder.recognition import (
     MAX_EXAMPLES,
     MAX_LEN,
+    RecognitionModel,
     make_dreams,
     predict,
     train_recognition,
 )
-from nnlabs.labs.dreamcoder.search import Budget, Grammar, Task, fit_unigram, solve_tasks, summary
+from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, fit_unigram, solve_tasks, summary
 
 
 @dataclass
 class LoopConfig:
     name: str = "full"
     cycles: int = 3
-    programs: int = 2000          # per task per wake: programs tried
-    seconds: float = 2.0          # per task per wake: wall-clock cap
-    learn: bool = True            # abstraction sleep on/off
-    recognition: bool = True      # dream sleep on/off
-    compressor: str = "ours"      # or "stitch"
-    iterations: int = 4           # abstractions proposed per sleep (at most)
+    # per task per wake: programs tried
+    programs: int = 2000
+    # per task per wake: wall-clock cap
+    seconds: float = 2.0
+    # abstraction sleep on/off
+    learn: bool = True
+    # dream sleep on/off
+    recognition: bool = True
+    # or "stitch"
+    compressor: str = "ours"
+    # abstractions proposed per sleep (at most)
+    iterations: int = 4
     max_arity: int = 3
     dreams: int = 100
     recognition_steps: int = 150
     seed: int = 0
-    processes: int = 0            # 0 = all cores
+    # 0 = all cores
+    processes: int = 0
 
 
 def suggest_name(body: str, bodies: dict | None = None) -> str:
@@ -82,104 +91,150 @@ def library_of(library) -> dict:
     return {inv.name: inv for inv in library}
 
 
-def run_loop(train: list[Task], test: list[Task], cfg: LoopConfig, run_dir: Path, progress=None) -> dict:
+@dataclass
+class Learner:
+    """What wake–sleep carries from one cycle to the next."""
+
+    grammar: Grammar
+    library: list = field(default_factory=list)
+    # train task name -> its program, in the current library
+    solutions: dict = field(default_factory=dict)
+    model: RecognitionModel | None = None
+    recognition_loss: float | None = None
+
+
+def run_loop(train: list[Task], test: list[Task], cfg: LoopConfig, run_dir: Path, progress=None,
+             budget_name: str = "custom") -> dict:
+    """Each cycle: wake, abstraction sleep, dream sleep, then one metrics line per split."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
-    metrics = open(run_dir / "metrics.jsonl", "w", encoding="utf-8")
+    write_config(run_dir, cfg, budget_name)
+    learner = Learner(Grammar(BASE_GRAMMAR))
     rng = random.Random(cfg.seed)
-    library: list = []
-    g = Grammar(BASE_GRAMMAR)
-    solutions: dict[str, object] = {}       # train task name -> program in the current library
-    model, rec_loss = None, None
-    budget = Budget(cfg.programs, cfg.seconds)
-    cycles, t_start = [], time.perf_counter()
     by_name = {t.name: t for t in train}
-    for cycle in range(1, cfg.cycles + 1):
-        # ---- wake
-        todo = [t for t in train if t.name not in solutions] + test
-        weights = predict(model, g, todo) if model is not None else [g.log_weights] * len(todo)
-        t0 = time.perf_counter()
-        results = solve_tasks(todo, g, weights, budget, cfg.processes)
-        wake_s = time.perf_counter() - t0
-        lib = library_of(library)
-        n_train = len(todo) - len(test)
-        for i, (task, r) in enumerate(zip(todo, results)):
-            r["split"] = "train" if i < n_train else "test"
-            if r["solved"] and r["split"] == "train":
-                solutions[task.name] = parse(r["program"], lib)
-        record = {"cycle": cycle, "library": [show(inv.body) for inv in library],
-                  "wake": results, "wake_s": round(wake_s, 3)}
-        # ---- abstraction sleep
-        if cfg.learn and solutions:
-            names = sorted(solutions)
-            corpus = [solutions[n] for n in names]
-            ours = compress(corpus, cfg.iterations, cfg.max_arity, start=len(library))
-            theirs = stitch_compress(corpus, cfg.iterations, cfg.max_arity, start=len(library), library=lib)
-            chosen = theirs if cfg.compressor == "stitch" else ours
-            record["compression"] = {
-                "corpus_size": len(corpus), "corpus_cost": sum(cost(p) for p in corpus),
-                "ours": {"ratio": round(ours.ratio(corpus), 4), "mdl_ratio": round(ours.mdl_ratio(corpus), 4),
-                         "seconds": round(ours.seconds, 4), "n": len(ours.abstractions)},
-                "stitch": {"ratio": round(theirs.ratio(corpus), 4), "mdl_ratio": round(theirs.mdl_ratio(corpus), 4),
-                           "seconds": round(theirs.seconds, 4), "n": len(theirs.abstractions)},
-            }
-            library += chosen.abstractions
-            bodies = {inv.name: show(inv.body) for inv in library}
-            record["new_abstractions"] = [
-                {"name": s["name"], "body": s["body"], "suggested": suggest_name(s["body"], bodies),
-                 "helps": [names[i] for i in s["uses"]]} for s in chosen.steps]
-            solutions = dict(zip(names, chosen.rewritten))
-            g = Grammar(BASE_GRAMMAR + tuple(library))
-            summaries = [summary(g, solutions[n], by_name[n].request) for n in names]
-            g.log_weights = fit_unigram(g, [s for s in summaries if s])
-        record["solutions"] = {n: show(p) for n, p in sorted(solutions.items())}
-        # ---- dream sleep
-        rec_tokens = rec_macs = 0
-        if cfg.recognition and solutions:
-            replays = [(by_name[n], summary(g, p, by_name[n].request)) for n, p in sorted(solutions.items())]
-            replays = [(t, s) for t, s in replays if s]
-            dreams = make_dreams(g, train, cfg.dreams, rng)
-            model, rec_loss = train_recognition(g, replays, dreams, cfg.recognition_steps, cfg.seed + cycle)
-            rec_tokens = 2 * MAX_EXAMPLES * MAX_LEN
-            rec_macs = model.macs_per_task()
-            torch.save(model.state_dict(), run_dir / "checkpoint.pt")
-            record["dreams"] = [show_task(t) for t, _ in dreams[:5]]
-        # ---- metrics: one line per split per cycle
-        for split in ("train", "test"):
-            rs = [r for r in results if r["split"] == split]
-            n_tasks = len(train) if split == "train" else len(test)
-            solved_now = [r for r in rs if r["solved"]]
-            solved_total = len(solutions) if split == "train" else len(solved_now)
-            tried = sum(r["tried"] for r in rs)
-            line = {
-                "step": cycle, "split": split, "loss": rec_loss, "tokens": rec_tokens, "macs": rec_macs,
-                "wall_s": round(time.perf_counter() - t_start, 3),
-                "solved": solved_total, "n_tasks": n_tasks, "solved_frac": round(solved_total / max(1, n_tasks), 4),
-                "searched": len(rs), "solved_this_wake": len(solved_now),
-                "programs_tried": tried, "tried_per_task": round(tried / max(1, len(rs)), 1),
-                "tried_per_solved": round(tried / len(solved_now), 1) if solved_now else None,
-                "search_s": round(sum(r["seconds"] for r in rs), 3),
-                "search_s_per_solved": (round(sum(r["seconds"] for r in rs) / len(solved_now), 4)
-                                        if solved_now else None),
-                "programs_per_s": round(tried / max(1e-9, sum(r["seconds"] for r in rs)), 1),
-                "library_size": len(library),
-                "avg_solution_size": round(sum(size(p) for p in solutions.values()) / max(1, len(solutions)), 3),
-            }
-            metrics.write(json.dumps(line, sort_keys=True) + "\n")
-        metrics.flush()
-        cycles.append(record)
-        if progress:
-            progress(cfg.name, cycle, cfg.cycles, record)
-    metrics.close()
-    bodies = {inv.name: show(inv.body) for inv in library}
+    cycles, t_start = [], time.perf_counter()
+    with open(run_dir / "metrics.jsonl", "w", encoding="utf-8") as metrics:
+        for cycle in range(1, cfg.cycles + 1):
+            record = {"cycle": cycle, "library": [show(inv.body) for inv in learner.library]}
+            record |= wake(learner, train, test, cfg)
+            if cfg.learn and learner.solutions:
+                record |= abstraction_sleep(learner, by_name, cfg)
+            record["solutions"] = {n: show(p) for n, p in sorted(learner.solutions.items())}
+            dreamt = cfg.recognition and bool(learner.solutions)
+            if dreamt:
+                record |= dream_sleep(learner, train, by_name, cfg, rng, cycle)
+                torch.save(learner.model.state_dict(), run_dir / "checkpoint.pt")
+            for line in cycle_metrics(cycle, record["wake"], learner, len(train), len(test), dreamt,
+                                      time.perf_counter() - t_start):
+                metrics.write(json.dumps(line, sort_keys=True) + "\n")
+            metrics.flush()
+            cycles.append(record)
+            if progress:
+                progress(cfg.name, cycle, cfg.cycles, record)
+    bodies = {inv.name: show(inv.body) for inv in learner.library}
     analysis = {"config": asdict(cfg), "cycles": cycles,
                 "library": [{"name": inv.name, "body": show(inv.body), "type": str(inv.tp),
-                             "suggested": suggest_name(show(inv.body), bodies)} for inv in library]}
+                             "suggested": suggest_name(show(inv.body), bodies)} for inv in learner.library]}
     (run_dir / "analysis.json").write_text(json.dumps(analysis, indent=1, sort_keys=True) + "\n")
     with open(run_dir / "samples.txt", "w", encoding="utf-8") as f:
-        for n, p in sorted(solutions.items()):
+        for n, p in sorted(learner.solutions.items()):
             f.write(f"{n}\t{show(p)}\n")
     return analysis
+
+
+def write_config(run_dir: Path, cfg: LoopConfig, budget_name: str) -> None:
+    # no spine model: the recognition model's shape is fixed in recognition.py
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "seed")}
+    config = run_config(lab="dreamcoder", run=cfg.name, budget=budget_name, seed=cfg.seed, model=None, **settings)
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def wake(learner: Learner, train: list[Task], test: list[Task], cfg: LoopConfig) -> dict:
+    """Search every unsolved training task and every held-out task; solved training tasks join the
+    corpus. Returns the cycle record's `wake` (one result per task searched, train first) and `wake_s`."""
+    todo = [t for t in train if t.name not in learner.solutions] + test
+    g = learner.grammar
+    weights = predict(learner.model, g, todo) if learner.model is not None else [g.log_weights] * len(todo)
+    t0 = time.perf_counter()
+    results = solve_tasks(todo, g, weights, SearchBudget(programs=cfg.programs, seconds=cfg.seconds), cfg.processes)
+    wake_s = time.perf_counter() - t0
+    lib = library_of(learner.library)
+    n_train = len(todo) - len(test)
+    for i, (task, r) in enumerate(zip(todo, results)):
+        r["split"] = "train" if i < n_train else "test"
+        if r["solved"] and r["split"] == "train":
+            learner.solutions[task.name] = parse(r["program"], lib)
+    return {"wake": results, "wake_s": round(wake_s, 3)}
+
+
+def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfig) -> dict:
+    """Compress the corpus with both compressors (Stitch as the yardstick), keep the chosen one's
+    abstractions, rewrite the corpus in them and refit the unigram weights on the rewritten corpus."""
+    names = sorted(learner.solutions)
+    corpus = [learner.solutions[n] for n in names]
+    start, lib = len(learner.library), library_of(learner.library)
+    ours = compress(corpus, cfg.iterations, cfg.max_arity, start=start)
+    theirs = stitch_compress(corpus, cfg.iterations, cfg.max_arity, start=start, library=lib)
+    chosen = theirs if cfg.compressor == "stitch" else ours
+    compression = {"corpus_size": len(corpus), "corpus_cost": sum(cost(p) for p in corpus),
+                   "ours": compression_stats(ours, corpus), "stitch": compression_stats(theirs, corpus)}
+    learner.library += chosen.abstractions
+    bodies = {inv.name: show(inv.body) for inv in learner.library}
+    new = [{"name": step["name"], "body": step["body"], "suggested": suggest_name(step["body"], bodies),
+            "helps": [names[i] for i in step["uses"]]} for step in chosen.steps]
+    learner.solutions = dict(zip(names, chosen.rewritten))
+    g = learner.grammar = Grammar(BASE_GRAMMAR + tuple(learner.library))
+    summaries = [summary(g, learner.solutions[n], by_name[n].request) for n in names]
+    g.log_weights = fit_unigram(g, [s for s in summaries if s])
+    return {"compression": compression, "new_abstractions": new}
+
+
+def compression_stats(result, corpus) -> dict:
+    return {"ratio": round(result.ratio(corpus), 4), "mdl_ratio": round(result.mdl_ratio(corpus), 4),
+            "seconds": round(result.seconds, 4), "n": len(result.abstractions)}
+
+
+def dream_sleep(learner: Learner, train: list[Task], by_name: dict[str, Task], cfg: LoopConfig,
+                rng: random.Random, cycle: int) -> dict:
+    """Train the recognition model on replays (the solved training tasks, with their programs) and
+    dreams (programs sampled from the library, run on real inputs). Returns the record's `dreams`."""
+    g = learner.grammar
+    replays = [(by_name[n], summary(g, p, by_name[n].request)) for n, p in sorted(learner.solutions.items())]
+    replays = [(t, s) for t, s in replays if s]
+    dreams = make_dreams(g, train, cfg.dreams, rng)
+    learner.model, learner.recognition_loss = train_recognition(g, replays, dreams, cfg.recognition_steps,
+                                                                cfg.seed + cycle)
+    return {"dreams": [show_task(t) for t, _ in dreams[:5]]}
+
+
+def cycle_metrics(cycle: int, results: list[dict], learner: Learner, n_train: int, n_test: int, dreamt: bool,
+                  wall_s: float) -> list[dict]:
+    """One metrics line per split: tasks solved (training: the corpus so far; held-out: this wake),
+    search spent, library size, and the recognition model's loss and cost when it was trained."""
+    lines = []
+    for split in ("train", "test"):
+        rs = [r for r in results if r["split"] == split]
+        n_tasks = n_train if split == "train" else n_test
+        solved_now = [r for r in rs if r["solved"]]
+        solved_total = len(learner.solutions) if split == "train" else len(solved_now)
+        tried = sum(r["tried"] for r in rs)
+        search_s = sum(r["seconds"] for r in rs)
+        lines.append({
+            "step": cycle, "split": split, "loss": learner.recognition_loss,
+            "tokens": 2 * MAX_EXAMPLES * MAX_LEN if dreamt else 0,
+            "macs": learner.model.macs_per_task() if dreamt else 0,
+            "wall_s": round(wall_s, 3),
+            "solved": solved_total, "n_tasks": n_tasks, "solved_frac": round(solved_total / max(1, n_tasks), 4),
+            "searched": len(rs), "solved_this_wake": len(solved_now),
+            "programs_tried": tried, "tried_per_task": round(tried / max(1, len(rs)), 1),
+            "tried_per_solved": round(tried / len(solved_now), 1) if solved_now else None,
+            "search_s": round(search_s, 3),
+            "search_s_per_solved": round(search_s / len(solved_now), 4) if solved_now else None,
+            "programs_per_s": round(tried / max(1e-9, search_s), 1),
+            "library_size": len(learner.library),
+            "avg_solution_size": round(sum(size(p) for p in learner.solutions.values())
+                                       / max(1, len(learner.solutions)), 3),
+        })
+    return lines
 
 
 def show_task(t: Task) -> dict:
