@@ -31,13 +31,16 @@ from pathlib import Path
 
 from nnlabs.labs import LABS, lab_parser
 from nnlabs.spine.errors import UserError
+from nnlabs.spine.rundir import runs_inside
 
 # Measured on the 2-core reference machine (docs/design.md, "Seeds and sweeps"): two seeds at once with
 # one thread each finish sooner than one seed at a time with two threads.
 DEFAULT_JOBS = 2
 MARKER = "sweep.json"
-# passed through to every seed's process, wherever it runs (a Ray worker does not inherit our environment)
-FORWARD_ENV = ("NNLABS_DATA_DIR", "CI")
+# passed through to every seed's process, wherever it runs (a Ray worker does not inherit our environment),
+# and recorded in its sweep.json: the data folder, CI, and the kernel pins that make x86 machines with
+# different vector units compute the same bits (docs/design.md, "The same numbers on any machine")
+FORWARD_ENV = ("NNLABS_DATA_DIR", "CI", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,9 @@ def run_seed(seed: Seed) -> dict:
     The same function is the local executor's work item and the Ray task."""
     out = Path(seed.out)
     out.mkdir(parents=True, exist_ok=True)
-    # decided here, not by the caller: a Ray task retried after a lost node finds the first attempt's runs
-    resume = lab_resumes() and any(out.glob("*/config.json"))
+    # decided here, not by the caller: a Ray task retried after a lost node finds the first attempt's runs.
+    # The lab's own rule (spine.rundir) says what counts as a run to continue.
+    resume = lab_resumes() and bool(runs_inside(out))
     cmd = command(seed, resume)
     env = {**os.environ, **dict(seed.env), "OMP_NUM_THREADS": str(seed.threads), "MKL_NUM_THREADS": str(seed.threads)}
     log = out / "log.txt"

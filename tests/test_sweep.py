@@ -93,8 +93,8 @@ def test_across_seeds_from_run_directories(tmp_path):
 
 
 def fake_lab(behaviour: dict[int, str]):
-    """A stand-in for `nnlabs lab`: per seed 'ok', 'crash' (exit 3), 'kill' (SIGKILL itself) or 'partial'
-    (writes a run's config.json, then crashes); every seed first records its command line and threads."""
+    """A stand-in for `nnlabs lab`: per seed 'ok', 'crash' (exit 1), 'kill' (SIGKILL itself) or 'partial'
+    (starts a run — config and a metrics line — then crashes); every seed first records --resume and threads."""
 
     def command(seed, resume):
         script = f"""
@@ -107,6 +107,7 @@ kind = {behaviour.get(seed.seed, "ok")!r}
 if kind == "partial":
     (out / "run-a").mkdir(exist_ok=True)
     (out / "run-a" / "config.json").write_text(json.dumps({{"budget": {seed.budget!r}, "seed": {seed.seed}}}))
+    (out / "run-a" / "metrics.jsonl").write_text('{{"step": 0}}\\n')
 if kind in ("crash", "partial"):
     sys.exit("error: something broke")
 if kind == "kill":
@@ -143,12 +144,13 @@ def test_rerun_runs_only_what_is_unfinished(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "command", fake_lab({1: "crash", 2: "partial"}))
     sweep.sweep("act", [0, 1, 2], "tiny", tmp_path, jobs=2, progress=False)
     monkeypatch.setattr(sweep, "command", fake_lab({}))
+    monkeypatch.setattr(sweep, "lab_resumes", lambda: True)  # the labs' shared parser takes --resume
     again = sweep.sweep("act", [0, 1, 2], "tiny", tmp_path, jobs=2, progress=False)
     assert sorted(r["seed"] for r in again) == [1, 2] and all(r["ok"] for r in again)
     assert len(calls(tmp_path, 0)) == 1
-    # seed 1 never wrote a run: it starts afresh; seed 2 had: it resumes (where the labs take --resume)
+    # seed 1 never started a run: it starts afresh; seed 2 had: it resumes
     assert [c["resume"] for c in calls(tmp_path, 1)] == [False, False]
-    assert [c["resume"] for c in calls(tmp_path, 2)] == [False, sweep.lab_resumes()]
+    assert [c["resume"] for c in calls(tmp_path, 2)] == [False, True]
     # the failed attempt's output stays in the log, above the retry's
     log = (tmp_path / "seed-1" / "log.txt").read_text()
     assert log.index("something broke") < log.index("finished seed 1")
