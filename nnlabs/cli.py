@@ -348,11 +348,33 @@ def cmd_report(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not Path(a.runs).is_dir():
         raise UserError(f"{a.runs} does not exist; run make labs, or nnlabs lab <name> --out {a.runs}/<name>, first")
-    for lab in LABS:
-        if (Path(a.runs) / lab).is_dir() and not a.site_only:
-            lab_module(lab).report(Path(a.runs) / lab)
+    failed = [lab for lab in LABS if (Path(a.runs) / lab).is_dir() and not a.site_only
+              and not report_lab(lab, Path(a.runs) / lab)]
     print(f"wrote {build_site(a.runs)}")
-    return 0
+    return 1 if failed else 0
+
+
+def report_lab(lab: str, lab_dir: Path) -> bool:
+    """One lab's report. An interrupted lab's report.md says so, naming its unfinished runs and the command
+    that continues them; a lab whose report cannot be built is one error line, and the others go on."""
+    stopped = rundir.interrupted(lab_dir)
+    resume = " and ".join(f"nnlabs lab {lab} --out {shlex.quote(str(d))} --resume" for d in stopped)
+    try:
+        lab_module(lab).report(lab_dir)
+    except UserError as e:
+        print(f"error: {lab}: {e}" + (f" (the lab was interrupted: continue with {resume})" if stopped else ""),
+              file=sys.stderr)
+        return False
+    if stopped:
+        runs = ", ".join(name for d in stopped for name in rundir.unfinished(d)) or "none; later runs never started"
+        note = (f"> **Incomplete:** `nnlabs lab {lab}` was interrupted, so this report covers what had finished. "
+                f"Unfinished runs: {runs}; their numbers are not final. Continue with `{resume}`, then run "
+                "`nnlabs report` again.\n\n")
+        report_md = lab_dir / "report.md"
+        if report_md.exists():
+            report_md.write_text(note + report_md.read_text(encoding="utf-8"), encoding="utf-8")
+        print(f"warning: {lab} was interrupted (unfinished: {runs}); continue with {resume}", file=sys.stderr)
+    return True
 
 
 def cmd_sweep(argv: list[str]) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from nnlabs.spine.errors import UserError
 
 LOCK = ".lock"
+DONE = ".done"  # a lab's --out folder whose whole lab ran to the end
 # every file a run writes; --force deletes exactly these (never anything else in the folder)
 RUN_FILES = ("config.json", "metrics.jsonl", "samples.txt", "checkpoint.pt", "checkpoint.pt.tmp", "analysis.json")
 
@@ -164,7 +165,31 @@ def claim(path: str | Path, *, resume: bool, force: bool) -> Iterator[Path]:
         refuse_overwrite(path, resume=resume, force=force)
         if force and not resume:
             start_over(path)
+        (path / DONE).unlink(missing_ok=True)
         yield path
+        # reached only when the lab's body returned: a Ctrl-C or a crash leaves the folder marked unfinished
+        (path / DONE).write_text("")
+
+
+def unfinished(out: str | Path) -> list[str]:
+    """The runs in a lab's --out folder that stopped early: no analysis.json, and if the trainer ran them,
+    metrics short of the recorded max_steps (a trainer-only run that reached its last step is finished)."""
+    names = []
+    for run in runs_inside(out):
+        if finished(run):
+            continue
+        config = read_json(run / "config.json") if (run / "config.json").exists() else {}
+        steps = config.get("train", {}).get("max_steps") if isinstance(config, dict) else None
+        if steps is None or last_step(run) != steps - 1:
+            names.append(run.name)
+    return names
+
+
+def interrupted(lab_dir: str | Path) -> list[Path]:
+    """The lab --out folders under lab_dir (itself, and a sweep's seed-* folders) whose lab did not finish:
+    they hold runs but no DONE marker, so a report must say so and name the command that continues them."""
+    lab_dir = Path(lab_dir)
+    return [d for d in [lab_dir, *sorted(lab_dir.glob("seed-*"))] if runs_inside(d) and not (d / DONE).exists()]
 
 
 def finished(path: str | Path) -> bool:
