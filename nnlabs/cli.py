@@ -358,7 +358,8 @@ def report_lab(lab: str, lab_dir: Path) -> bool:
     """One lab's report. An interrupted lab's report.md says so, naming its unfinished runs and the command
     that continues them; a lab whose report cannot be built is one error line, and the others go on."""
     stopped = rundir.interrupted(lab_dir)
-    resume = " and ".join(f"nnlabs lab {lab} --out {shlex.quote(str(d))} --resume" for d in stopped)
+    resume = " and ".join(command or f"nnlabs lab {lab} --out {shlex.quote(str(d))} --resume (and the flags it "
+                          "was started with)" for d, command in stopped.items())
     try:
         lab_module(lab).report(lab_dir)
     except UserError as e:
@@ -410,5 +411,4 @@ def after_interrupt(argv: list[str]) -> str:
     """What to run after Ctrl-C: training commands continue from their checkpoints with --resume."""
     if argv[0] not in ("train", "lab") or "--sample-only" in argv:
         return "run the command again to redo it"
-    again = [a for a in argv if a != "--force"] + ([] if "--resume" in argv else ["--resume"])
-    return f"the last checkpoint is intact; continue with: nnlabs {shlex.join(again)}"
+    return f"the last checkpoint is intact; continue with: {rundir.resume_command(argv)}"

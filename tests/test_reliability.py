@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from nnlabs.cli import main as cli
+from nnlabs.labs import LABS
 from nnlabs.spine import rundir
 from nnlabs.spine.errors import UserError
 
@@ -338,3 +339,49 @@ def test_list_operations_are_charged_by_the_elements_they_touch():
     g = Grammar()
     result = solve_task((task, g, g.log_weights, SearchBudget(programs=1500, seconds=2.0)))
     assert result["seconds"] < 3.0  # the per-task safety net holds (it overran 5 s to 8.3 s)
+
+
+# ----------------------------------------------------------------------------- every lab: --resume, --force, Ctrl-C
+
+
+@pytest.mark.parametrize("lab", list(LABS))
+def test_every_lab_takes_resume_and_force_and_never_overwrites_unasked(lab, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli(["lab", lab, "--help"])
+    usage = capsys.readouterr().out
+    assert "--resume" in usage and "--force" in usage
+    out = tmp_path / lab
+    assert cli(["lab", lab, "--budget", "tiny", "--out", str(out), "--resume"]) == 2
+    assert "holds no run to continue" in one_error(capsys)
+    (out / "old").mkdir(parents=True)
+    (out / "old" / "metrics.jsonl").write_text('{"step": 7}\n')
+    assert cli(["lab", lab, "--budget", "tiny", "--out", str(out)]) == 2  # refused before any work
+    assert one_error(capsys) == (f"error: {out} holds 1 run(s) (0 finished: old): pass --resume to continue or "
+                                 "--force to start over")
+
+
+def test_a_ctrl_c_lab_run_is_marked_incomplete_reports_go_on_and_the_named_command_continues(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    out = runs / "dreamcoder"
+    args = ["lab", "dreamcoder", "--budget", "tiny", "--out", str(out), "--processes", "1"]
+    proc = nnlabs_process(args)
+    wait_for(lambda: rundir.last_step(out / "full") is not None)  # a cycle of the first run is written
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err
+    command = shlex.split(err.strip().splitlines()[-1].split("continue with: ", 1)[1])
+    assert command == ["nnlabs", *args, "--resume"]
+    assert not (out / "full" / "analysis.json").exists()
+    # the interrupted lab beside a finished one: the report still writes the other lab and the index, and
+    # says which lab was interrupted and how to continue it
+    assert cli(["lab", "act", "--budget", "tiny", "--out", str(runs / "act")]) == 0
+    (runs / "act" / "report.md").unlink()
+    capsys.readouterr()
+    cli(["report", "--runs", str(runs)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "dreamcoder" in err and "interrupted" in err
+    assert shlex.join(command) in err
+    assert (runs / "act" / "report.md").exists() and (runs / "site" / "index.html").exists()
+    assert cli(command[1:]) == 0  # the command the message named continues the lab to the end
+    assert all(rundir.finished(out / name) for name in ("full", "no_recognition", "no_learning"))
+    assert (out / "report.md").exists()

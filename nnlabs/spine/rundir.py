@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from pathlib import Path
 from nnlabs.spine.errors import UserError
 
 LOCK = ".lock"
-DONE = ".done"  # a lab's --out folder whose whole lab ran to the end
+RUNNING = ".running"  # in a lab's --out folder until the lab ends; left behind, it marks an interrupted lab
 # every file a run writes; --force deletes exactly these (never anything else in the folder)
 RUN_FILES = ("config.json", "metrics.jsonl", "samples.txt", "checkpoint.pt", "checkpoint.pt.tmp", "analysis.json")
 
@@ -165,10 +166,17 @@ def claim(path: str | Path, *, resume: bool, force: bool) -> Iterator[Path]:
         refuse_overwrite(path, resume=resume, force=force)
         if force and not resume:
             start_over(path)
-        (path / DONE).unlink(missing_ok=True)
+        script = Path(sys.argv[0]).name in ("nnlabs", "__main__.py")  # run as a command, not from Python
+        (path / RUNNING).write_text(resume_command(sys.argv[1:]) + "\n" if script else "")
         yield path
-        # reached only when the lab's body returned: a Ctrl-C or a crash leaves the folder marked unfinished
-        (path / DONE).write_text("")
+        # reached only when the lab's body returned: a Ctrl-C or a crash leaves the marker in place
+        (path / RUNNING).unlink()
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that continues the run a command line started: the same flags, --resume, no --force."""
+    again = [a for a in argv if a != "--force"]
+    return shlex.join(["nnlabs", *again, *([] if "--resume" in again else ["--resume"])])
 
 
 def unfinished(out: str | Path) -> list[str]:
@@ -185,11 +193,12 @@ def unfinished(out: str | Path) -> list[str]:
     return names
 
 
-def interrupted(lab_dir: str | Path) -> list[Path]:
-    """The lab --out folders under lab_dir (itself, and a sweep's seed-* folders) whose lab did not finish:
-    they hold runs but no DONE marker, so a report must say so and name the command that continues them."""
+def interrupted(lab_dir: str | Path) -> dict[Path, str]:
+    """The lab --out folders under lab_dir (itself, and a sweep's seed-* folders) whose lab was interrupted,
+    with the command that continues each ('' when it was not started from the command line)."""
     lab_dir = Path(lab_dir)
-    return [d for d in [lab_dir, *sorted(lab_dir.glob("seed-*"))] if runs_inside(d) and not (d / DONE).exists()]
+    return {d: (d / RUNNING).read_text(encoding="utf-8").strip() for d in [lab_dir, *sorted(lab_dir.glob("seed-*"))]
+            if (d / RUNNING).exists()}
 
 
 def finished(path: str | Path) -> bool:
