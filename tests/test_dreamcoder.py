@@ -126,6 +126,23 @@ def test_memoised_enumerator_matches_the_naive_one(request_type):
     assert len(naive) > 15 and fast == naive
 
 
+def test_a_near_certain_choice_does_not_end_the_search():
+    # Recognition weights can make one production nearly certain: here cdr at a list hole costs the
+    # 0.25-nat floor. Memoised budgets rounded to a 0.5-nat grid sent the search back into the same hole
+    # at the same budget until Python's stack ran out, after 0 programs.
+    g = Grammar()
+    w = list(g.log_weights)
+    w[[p.name for p in g.productions].index("cdr")] = 4.0
+    task = Task("drop first", arrow(tlist(INT), tlist(INT)), [((1, 2, 3), (2, 3)), ((4, 5), (5,)), ((7,), ())])
+    r = solve_task((task, g, w, SearchBudget(programs=2000, seconds=30)))
+    assert r["ended"] == "solved" and r["program"] == "(lam (cdr $0))"
+    request = arrow(tlist(INT), tlist(INT))
+    naive = sorted((show(p), round(c, 9)) for c, p, _, _ in naive_programs(g, w, request, (), {}, 0, 6.0))
+    fast = sorted((show(p), round(c, 9)) for c, p, _, _ in Enumerator(g, w, prune_equivalent=False).programs(
+        request, (), {}, 0, 6.0))
+    assert len(naive) > 10 and fast == naive
+
+
 def test_compression_finds_the_shared_abstraction():
     corpus_text = ["(lam (map (lam (+ $0 1)) $0))", "(lam (map (lam (+ $0 2)) $0))",
                    "(lam (map (lam (+ $0 3)) $0))", "(lam (car (map (lam (+ $0 2)) $0)))"]
@@ -148,7 +165,7 @@ def test_compression_finds_the_shared_abstraction():
 
 
 def test_lab_end_to_end_tiny(tmp_path, render_html):
-    from nnlabs.labs.dreamcoder import PATCHES, main
+    from nnlabs.labs.dreamcoder import PATCHES, main, report
 
     assert PATCHES == []
     out = tmp_path / "dc"
@@ -159,12 +176,21 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     lines = [json.loads(line) for line in (out / "full" / "metrics.jsonl").read_text().splitlines()]
     assert {"step", "split", "loss", "tokens", "macs", "wall_s", "solved_frac", "programs_tried"} <= set(lines[0])
     assert any(m["solved"] > 0 for m in lines), "tiny budget should solve some one-primitive tasks"
+    assert all(m["search_errors"] == 0 for m in lines), "a search ended on an error (e.g. RecursionError)"
     for fig in ("dreamcoder_library", "dreamcoder_solved", "dreamcoder_before_after"):
         assert (out / "figures" / f"{fig}.png").exists()
-    report = (out / "report.md").read_text()
-    assert "Solved fraction per cycle" in report
+    assert "Solved fraction per cycle" in (out / "report.md").read_text()
     dom, _ = render_html(out / "dreamcoder.html")
     assert "Library" in dom and "cycle 1" in dom
+    payoff = json.loads((out / "payoff.json").read_text())
+    assert {p["run"] for p in payoff["points"]} == {"full", "no_recognition", "no_learning"}
+    # a second wake that solved no held-out task: the report says so instead of crashing on None < float
+    metrics = out / "full" / "metrics.jsonl"
+    second = [{**m, "step": 2} | ({"solved": 0, "solved_frac": 0.0, "solved_this_wake": 0, "tried_per_solved": None}
+                                  if m["split"] == "test" else {}) for m in lines]
+    metrics.write_text("".join(json.dumps(m) + "\n" for m in lines + second))
+    report(out)
+    assert "cannot be compared: the wake of cycle 2 solved no held-out task" in (out / "report.md").read_text()
 
 
 def test_bad_task_file_is_a_user_error(tmp_path):

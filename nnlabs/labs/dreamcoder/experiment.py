@@ -221,7 +221,7 @@ def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path, budget_nam
             "programs_tried": tried, "tried_per_solved": round(tried / len(solved), 1) if solved else None,
             "search_s": round(sum(r["seconds"] for r in results), 3),
             "programs_per_s": round(tried / max(1e-9, sum(r["seconds"] for r in results)), 1),
-            "library_size": 0,
+            "library_size": 0, "search_errors": sum(r.get("ended") == "error" for r in results),
             "avg_solution_size": round(sum(size_of(r) for r in solved) / max(1, len(solved)), 3)}
     (run_dir / "metrics.jsonl").write_text(json.dumps(line, sort_keys=True) + "\n")
     (run_dir / "analysis.json").write_text(json.dumps({"config": asdict(cfg), "wake": results}, indent=1,

@@ -280,8 +280,11 @@ def write_report(out: Path, runs: dict, ba) -> None:
                   "Compression ratio = corpus cost before / after rewriting (Stitch's definition and cost "
                   "model: primitive or variable 100, application or lambda 1; library bodies not counted).", ""]
     speeds = [m["programs_per_s"] for m in full.metrics]
+    errors = {name: sum(m.get("search_errors", 0) for m in run.metrics) for name, run in runs.items()}
     lines += ["## Search speed", "", f"Programs tried per second per worker (complete programs run on a task's "
               f"examples, after observational-equivalence pruning): median {sorted(speeds)[len(speeds) // 2]}.", "",
+              "Searches that ended on an error (counted apart, never as unsolved): "
+              + ", ".join(f"{name} {n}" for name, n in errors.items()) + ".", "",
               "Metric definitions: docs/dreamcoder.md. Figures: figures/dreamcoder_*.png. "
               "Explorable: dreamcoder.html.", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -290,7 +290,7 @@ class Enumerator:
     def programs(self, req, env: tuple, sub: dict, n: int, budget: float):
         """Yield an Expansion for every program of type req with cost < budget.
         A hole has the same answer wherever its (type, context) recurs up to renaming of type
-        variables, so its programs are computed once (sorted by cost, on a 0.5-nat grid of budgets)
+        variables, so its programs are computed once (sorted by cost, on a MIN_COST grid of budgets)
         and replayed with the type variables renamed back: enumeration as dynamic programming."""
         self.nodes += 1
         if self.nodes & 255 == 0 and time.perf_counter() > self.deadline:
@@ -299,7 +299,12 @@ class Enumerator:
         key, free = canonical_key(req, tuple(resolve(t, sub) for t in env))
         memo = self.memo.get(key)
         if memo is None or memo.covers < budget:
-            grid = math.ceil(budget * 2) / 2
+            # The grid step must not exceed the cheapest choice: a child hole gets the rounded budget
+            # minus at least MIN_COST, which then rounds to strictly less than the parent's. With a
+            # coarser grid a choice of cost MIN_COST (a production the recognition model makes nearly
+            # certain, e.g. cdr at a list hole) rounded back up to the same budget and the same hole,
+            # recursing until Python's stack ran out.
+            grid = math.ceil(budget / MIN_COST) * MIN_COST
             found = [close_over(c, p, s2, len(free)) for c, p, s2, _ in
                      self.expand(key[0], key[1], {}, len(free), grid)]
             memo = Memo(grid, self.prune(sorted(found, key=lambda f: f.cost), *key))
@@ -424,24 +429,27 @@ def check(p: Program, task: Task) -> bool:
 
 
 def solve_task(args) -> dict:
-    """Enumerate for one task until a program fits every example or the budget runs out."""
+    """Enumerate for one task until a program fits every example or the budget runs out. `ended` says
+    why the search stopped: solved, programs (the cap), deadline, exhausted (nothing left below MAX_DL)
+    or error (a search too deep for Python: counted and reported, never taken for "unsolved")."""
     task, g, w, budget = args
-    # deep-but-legal searches; still caught below
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
     start = time.perf_counter()
-    tried, result = 0, {"name": task.name, "solved": False, "program": None, "dl": None}
+    tried, result = 0, {"name": task.name, "solved": False, "program": None, "dl": None, "ended": "exhausted"}
     try:
         for dl, p in enumerate_programs(g, w, task.request, [x for x, _ in task.examples],
                                         deadline=start + budget.seconds):
             tried += 1
             if check(p, task):
-                result.update(solved=True, program=show(p), dl=round(dl, 4))
+                result.update(solved=True, program=show(p), dl=round(dl, 4), ended="solved")
                 break
             if tried >= budget.programs:
+                result["ended"] = "programs"
                 break
-    # deadline, or a search too deep for Python: stop, not crash
-    except (OutOfBudget, RecursionError):
-        pass
+    except OutOfBudget:
+        result["ended"] = "deadline"
+    except RecursionError as e:
+        result.update(ended="error", error=f"RecursionError after {tried} programs: {e}"[:200])
     seconds = time.perf_counter() - start
     result.update(tried=tried, seconds=round(seconds, 4))
     return result

@@ -231,6 +231,7 @@ def cycle_metrics(cycle: int, results: list[dict], learner: Learner, n_train: in
             "search_s_per_solved": round(search_s / len(solved_now), 4) if solved_now else None,
             "programs_per_s": round(tried / max(1e-9, search_s), 1),
             "library_size": len(learner.library),
+            "search_errors": sum(r.get("ended") == "error" for r in rs),
             "avg_solution_size": round(sum(size(p) for p in learner.solutions.values())
                                        / max(1, len(learner.solutions)), 3),
         })
