@@ -53,9 +53,10 @@ def unbalanced(**moe) -> MoEConfig:
     return MoEConfig(**{"n_experts": 8, "top_k": 1, "balance_alpha": 0.0, "z_alpha": 0.0, **moe})
 
 
-# The collapse setting (docs/moe.md records the search that found it): without balancing, routing ends
-# on few experts. The runs below it are the same setting with one cure each.
-COLLAPSE = {"router_std": 0.0, "learning_rate": 1e-2}
+# The collapse setting (docs/moe.md records the search that found it): a router initialised at std 3, so
+# its softmax is saturated from the start; without balancing, routing then drifts onto few experts. The
+# runs below it are the same setting with one cure each.
+COLLAPSE = {"router_std": 3.0}
 RUNS = {
     "dense": RunSpec(),  # same active parameters as top-1
     "dense_x4": RunSpec(ffn_mult=4),  # same total parameters as 4 experts

@@ -334,7 +334,7 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
         first = per_seed[collapse[0]][0]
         md += ["\n## Collapse and its cures\n",
                f"The collapse setting (docs/moe.md records the search): top-1 of 8, no router noise, the router "
-               f"initialised at std {first['router_std']} and a learning rate of {first['learning_rate']}. "
+               f"initialised at std {first['router_std']} (learning rate {first['learning_rate']}). "
                "MaxVio = (max_i load_i − mean load) / mean load (Wang et al. 2024): 0 is even, E/k − 1 = 7 is "
                "every token on one expert. Global = over the whole validation set; per batch = mean over the "
                "training batches since the previous evaluation (real positions only). Mean ± 95 % interval "
@@ -419,8 +419,8 @@ GAP = """
 - Toy scale: two to four layers, a few hundred thousand parameters, minutes of CPU. MoE's quality gains in
   the literature come at scales where expert capacity, not data, is the bottleneck; here the differences
   between runs are small. Intervals are over the seeds present (a t-interval; one seed gives none).
-- The collapse setting is found, not natural: a router initialised at zero and a higher learning rate. At
-  the lab's default initialisation routing did not collapse without balancing.
+- The collapse setting is found, not natural: a router initialised at std 3 (saturated from the start).
+  At the lab's default initialisation routing did not collapse without balancing.
 - Padding positions are routed (as the dense FFN computes them) but count in no balancing statistic.
 - One device: no expert parallelism and no all-to-all, the communication costs that dominate real MoE
   systems. The experts run as one grouped matmul (torch._grouped_mm); step times are from a shared machine.
