@@ -14,10 +14,9 @@ from nnlabs.cli import lab_diff
 from nnlabs.labs import tools
 from nnlabs.labs.tools.experiment import load_suite
 from nnlabs.labs.tools.policy import CallPolicy, ToolTokens, ToolUser, encode_pairs, make_vocab
-from nnlabs.labs.tools.sampling import call_probs, read_trace, tool_splice
+from nnlabs.labs.tools.sampling import call_probs, generate_with_tools, read_trace, tool_splice
 from nnlabs.pack import tool_suite as ts
 from nnlabs.spine.models import ModelConfig
-from nnlabs.spine.sample import generate
 from nnlabs.spine.train import TrainConfig, train
 
 VOCAB = make_vocab()
@@ -28,8 +27,8 @@ def test_training_pairs_supervise_only_what_the_model_writes():
     d = encode_pairs([ROW], VOCAB, 40)
     assert d.x.shape == (1, 2, 40)
     direct, tool = (VOCAB.decode([t for t in d.y[0, b].tolist() if t > 0]) for b in (0, 1))
-    assert direct == "408"  # not the query, not the decision (the policy loss trains that)
-    assert tool == "calc(12*34)<RESULT>408"  # the call, its closing token and the answer; not the tool's output
+    # not the query, not the decision (the policy loss trains it), not what the engine writes (call, output)
+    assert direct == tool == "408"
     assert d.y[0, 0, 6 + 1 + 3] == 0 and d.y[0, 1].tolist().count(0) == 1  # each branch predicts its end
     assert VOCAB.decode(d.x[0, 1].tolist()) == "12*34=<CALL_TOOL>calc(12*34)<RESULT>408<ANSWER>408"
     dream = encode_pairs([ROW], VOCAB, 40, teach_direct=False)
@@ -37,29 +36,38 @@ def test_training_pairs_supervise_only_what_the_model_writes():
 
 
 class Scripted(nn.Module):
-    """A stand-in model that writes a fixed call, then stops: the rest of the row is the tool's doing."""
+    """A stand-in model that writes `answer` after <ANSWER>, then stops: everything else is the engine's."""
 
-    def __init__(self, text: str):
+    def __init__(self, answer: str):
         super().__init__()
-        self.script = VOCAB.encode(text) + [VOCAB.stoi[ToolTokens.RESULT]]
-        self.k = 0
+        self.config = ModelConfig(vocab_size=len(VOCAB), block_size=60)
+        self.script = VOCAB.encode(answer) + [0]
 
     def forward(self, idx, targets=None):
         logits = torch.full((idx.size(0), idx.size(1), len(VOCAB)), -10.0)
-        logits[:, -1, self.script[self.k] if self.k < len(self.script) else 0] = 10.0
-        self.k += 1
+        answer = VOCAB.stoi[ToolTokens.ANSWER]
+        for j, row in enumerate(idx.tolist()):
+            for t in range(len(row)):
+                written = t - row.index(answer, 0, t + 1) if answer in row[:t + 1] else 0
+                logits[j, t, self.script[min(written, len(self.script) - 1)]] = 10.0
         return logits, None
 
 
-@pytest.mark.parametrize("call, spliced", [
-    ("calc(12*34)", "408"), ("calc(987654*3+1)", "2962963"), ("lookup(velmor)", "731"),
-    ("calc(2^999)", "error"), ("lookup(nobody)", "error"), ("calc(1+)", "error"), ("run(ls)", "error"),
+@pytest.mark.parametrize("query, call, output", [
+    ("12*34=", "calc(12*34)", "408"), ("987654*3+1=", "calc(987654*3+1)", "2962963"),
+    ("velmor?", "lookup(velmor)", "731"), ("2^999=", "calc(2^999)", "error"),
+    ("nobody?", "lookup(nobody)", "error"), ("1+=", "calc(1+)", "error"),
 ])
-def test_generation_splices_the_real_tool_output(call, spliced):
-    prompt = torch.tensor([[0] + VOCAB.encode("q=") + [VOCAB.stoi[ToolTokens.CALL]]])
-    out = generate(Scripted(call), prompt, 40, top_k=1, splice=tool_splice(VOCAB, {"velmor": "731"}))[0]
-    assert VOCAB.decode(out) == f"{call}<RESULT>{spliced}<ANSWER>"
-    assert read_trace(VOCAB, [VOCAB.stoi[ToolTokens.CALL]] + out)["output"] == spliced
+def test_the_engine_copies_the_query_into_the_call_and_splices_the_real_output(query, call, output):
+    splice = tool_splice(VOCAB, {"velmor": "731"})
+    prompt = [0] + VOCAB.encode(query) + [VOCAB.stoi[ToolTokens.CALL]]
+    (out,) = generate_with_tools(Scripted("77"), [prompt], splice)
+    assert VOCAB.decode(out) == f"{call}<RESULT>{output}<ANSWER>77"
+    trace = read_trace(VOCAB, [VOCAB.stoi[ToolTokens.CALL]] + out)
+    assert (trace["call"], trace["output"], trace["answer"]) == (call, output, "77")
+    # one call per answer: a second is refused
+    again = splice(prompt + out[:-1] + [VOCAB.stoi[ToolTokens.CALL]])
+    assert VOCAB.decode(again) == f"{call}<RESULT>error<ANSWER>"
 
 
 def test_policy_gradient_sign_follows_the_price():
@@ -109,25 +117,47 @@ def test_the_price_changes_the_decision_on_a_tiny_trained_model(tmp_path):
     assert rates[1.5] < 0.2 and rates[-1.0] > 0.8, rates
 
 
+def test_batched_generation_writes_what_one_row_at_a_time_writes(tmp_path):
+    """Rows of different lengths, padded and run together, decode exactly as each row alone (right padding
+    keeps every position, causal attention never sees the padding); so does π read from a padded batch."""
+    rows, cfg, table = tiny_setup()
+    test_rows = load_suite(0)[2]
+    torch.manual_seed(0)
+    model = ToolUser(cfg, VOCAB, 0.5)
+    tc = TrainConfig(max_steps=60, batch_size=32, learning_rate=3e-3, warmup_steps=10, eval_interval=1000,
+                     eval_train_items=50, device="cpu", threads=1)
+    train(model, encode_pairs(rows, VOCAB, cfg.block_size), encode_pairs(rows, VOCAB, cfg.block_size), tc,
+          tmp_path / "m", progress=False)
+    queries = [r["query"] for r in test_rows[::20]]  # every family, queries of 4 to 12 characters
+    splice = tool_splice(VOCAB, table)
+    for decision in (None, ToolTokens.CALL, ToolTokens.NO):
+        prompts = [[0] + VOCAB.encode(q) + ([VOCAB.stoi[decision]] if decision else []) for q in queries]
+        together = generate_with_tools(model, prompts, splice)
+        assert together == generate_with_tools(model, prompts, splice, rows_per_batch=1)
+        assert len({len(p) + len(g) for p, g in zip(prompts, together)}) > 1  # the rows did differ in length
+    alone = [call_probs(model, VOCAB, [q])[0] for q in queries]
+    assert call_probs(model, VOCAB, queries) == pytest.approx(alone, abs=1e-5)
+
+
 def test_lab_end_to_end_tiny(tmp_path, render_html):
     out = tmp_path / "tools"
     assert tools.main(["--budget", "tiny", "--out", str(out), "--seed", "0"]) == 0
     for p in ("cost_0.5/config.json", "cost_0.5/metrics.jsonl", "cost_0.5/checkpoint.pt", "cost_0.5/samples.txt",
               "cost_0.5/analysis.json", "dream/analysis.json", "report.md", "tools.html",
               "figures/call_rate_by_kind.png", "figures/frontier.svg", "figures/dream_rounds.png",
-              "figures/calibration.png"):
+              "figures/calibration.png", "figures/price_sweep.png", "payoff.json"):
         assert (out / p).exists(), p
     an = json.loads((out / "cost_0.5/analysis.json").read_text())
-    assert set(an["modes"]) == {"never", "always", "learned"}
+    assert set(an["modes"]) == {"never", "always", "learned", "oracle"}
     assert an["modes"]["never"]["all"]["call_rate"] == 0 and an["modes"]["always"]["all"]["call_rate"] == 1
     table = ts.parse_table(ts.build(0)["tool_suite/table.tsv"])
-    for r in an["queries"]:  # what was spliced is what the tool says about the call the model wrote
-        if r["output"] is None:  # the model never closed its call with <RESULT>: no tool ran
-            continue
-        try:
-            assert r["output"] == ts.run_call(r["call"], table)
-        except ts.ToolError:
-            assert r["output"] == "error"
+    for r in an["queries"]:  # the engine copied the query into the call and spliced what the tool says
+        assert r["call"] == ("calc(" if r["query"].endswith("=") else "lookup(") + r["query"][:-1] + ")"
+        assert r["output"] == ts.run_call(r["call"], table)
+    payoff = json.loads((out / "payoff.json").read_text())
+    assert {(p["run"], p["kind"]) for p in payoff["points"]} == {
+        ("cost_0.5", "routed"), ("dream", "routed"), ("cost_0.5", "baseline")}
+    assert len(payoff["points"]) == 5 and all(p["seed"] == 0 for p in payoff["points"])
     metric = json.loads((out / "cost_0.5/metrics.jsonl").read_text().splitlines()[-1])
     assert {"step", "split", "loss", "tokens", "macs", "wall_s", "call_rate_needs_tool"} <= set(metric)
     report = (out / "report.md").read_text()

@@ -17,12 +17,12 @@ PATCHES = [
     Patch(lab="nnlabs.labs.tools.policy:ToolTokens", why="four new tokens: the decision and the tool's brackets"),
     Patch(lab="nnlabs.labs.tools.policy:branch_texts", why="every query written both ways"),
     Patch(lab="nnlabs.labs.tools.policy:encode_pairs",
-          why="both branches side by side; no imitation on the decision or on what the tool writes"),
+          why="both branches side by side; imitation only on what the model writes (the answer)"),
     Patch(lab="nnlabs.labs.tools.policy:CallPolicy", why="the decision, trained by its advantage minus a price"),
     Patch(lab="nnlabs.labs.tools.policy:ToolUser",
           why="the wiring: the spine's Transformer + the policy, whose aux_loss the spine adds to the loss"),
     Patch(lab="nnlabs.labs.tools.sampling:tool_splice",
-          why="the spine's splice hook: run the real tool when the model closes its call"),
+          why="the engine: on <CALL_TOOL>, copy the query into the call, run the real tool, splice its output"),
 ]
 
 __all__ = ["PATCHES", "main", "report"]

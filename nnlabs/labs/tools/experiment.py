@@ -21,12 +21,11 @@ import torch
 from nnlabs.labs import lab_parser, run_config
 from nnlabs.labs.tools.metrics import KINDS, analysis, evaluate_queries, round_summary, summarize
 from nnlabs.labs.tools.policy import ToolUser, branch_texts, encode_pairs, make_vocab
-from nnlabs.labs.tools.sampling import answer_all, call_probs, tool_splice
+from nnlabs.labs.tools.sampling import answer_all, call_probs, generate_with_tools, tool_splice
 from nnlabs.pack import tool_suite as suite
 from nnlabs.spine.data import SequenceData, Vocab
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import ModelConfig
-from nnlabs.spine.sample import generate
 from nnlabs.spine.train import TrainConfig, train, write_json
 
 
@@ -41,6 +40,7 @@ class ToolsBudget:
     # each call price continues the base run this many steps with its own price
     policy_steps: int
     batch_size: int
+    # the price sweep: from "always worth it" to "never worth it" (a call can add at most 1), on a log scale
     costs: tuple[float, ...]
     # the price the base run and the dream state use, and the explorable shows
     moderate: float
@@ -58,10 +58,10 @@ BUDGETS = {budget.name: budget for budget in (
                 moderate=0.5, eval_per_family=4, dream_rounds=1, dream_candidates=16, dream_steps=10,
                 eval_interval=1000),
     ToolsBudget(name="quick", n_layer=2, n_embd=64, n_head=4, steps=1500, policy_steps=150, batch_size=48,
-                costs=(0.02, 0.2, 0.5, 1.1), moderate=0.5, eval_per_family=40, dream_rounds=3,
-                dream_candidates=128, dream_steps=150, eval_interval=500),
+                costs=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0), moderate=0.5, eval_per_family=40,
+                dream_rounds=3, dream_candidates=128, dream_steps=150, eval_interval=500),
     ToolsBudget(name="full", n_layer=3, n_embd=96, n_head=4, steps=4000, policy_steps=500, batch_size=64,
-                costs=(0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.1), moderate=0.5, eval_per_family=0,
+                costs=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), moderate=0.5, eval_per_family=0,
                 dream_rounds=5, dream_candidates=512, dream_steps=500, eval_interval=1000),
 )}
 # a diverging dreamed query enters the next round's training set this many times
@@ -124,15 +124,10 @@ def train_one(run_dir: Path, setting: Setting, cost: float, train_data: Sequence
                 max(1, sum(r["kind"] == k for r in val_rows)) for k in KINDS}
 
     def sample_fn(m):
-        # a few val queries, generated with the tool in the loop
+        # a few val queries, generated with the tool in the loop (the model takes the decision)
         probe = [r["query"] for r in val_rows[::max(1, len(val_rows) // 6)]][:6]
-        out = []
-        for q in probe:
-            prompts = torch.tensor([[0] + vocab.encode(q)])
-            g = generate(m, prompts, block_size - prompts.size(1), top_k=1, block_size=block_size,
-                         splice=tool_splice(vocab, setting.table))[0]
-            out.append((q, q + vocab.decode(g)))
-        return out
+        gen = generate_with_tools(m, [[0] + vocab.encode(q) for q in probe], tool_splice(vocab, setting.table))
+        return [(q, q + vocab.decode(g)) for q, g in zip(probe, gen)]
 
     # a continuation (another price, a dream round) restarts the schedule: gentler, so it adjusts, not upends
     lr = budget.learning_rate if steps is None else budget.learning_rate / 3

@@ -39,15 +39,14 @@ def encode_pairs(rows: list[dict], vocab: Vocab, block_size: int, teach_direct: 
     """Each query's two branches, encoded by the spine, as one [2, T] item: x, y [N, 2, T]."""
     branches = [encode_words(list(texts), vocab, block_size) for texts in zip(*map(branch_texts, rows))]
     x, y = torch.stack([b.x for b in branches], 1), torch.stack([b.y for b in branches], 1)  # [N, 2, T]
-    for i, row in enumerate(rows):
-        # no imitation on the query, nor on the decision (CallPolicy trains it) ...
-        y[i, :, :len(row["query"]) + 1] = -1
-        # ... nor on what the tool writes (the model never generates it)
-        out = len(row["query"]) + 1 + len(row["call"]) + 1
-        y[i, 1, out:out + len(row["output"]) + 1] = -1
-        if not teach_direct:
-            # dreamed queries teach when to call, not the answer from memory
-            y[i, 0] = -1
+    # imitation only on what the model writes: the answer and its end token. Not the query, not the decision
+    # (CallPolicy trains it), not what the engine writes on the tool branch (the call copied from the query,
+    # <RESULT>, the tool's output, <ANSWER>)
+    written = torch.tensor([len(row["answer"]) for row in rows])[:, None]  # [N, 1]
+    y[torch.arange(block_size) < ((x != 0).sum(-1) - written)[..., None]] = -1
+    if not teach_direct:
+        # dreamed queries teach when to call, not the answer from memory
+        y[:, 0] = -1
     return SequenceData(x, y)
 
 

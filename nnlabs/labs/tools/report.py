@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from importlib.resources import files
 from pathlib import Path
 
-from nnlabs.labs.tools.metrics import FAMILIES, KINDS
+from nnlabs.labs.tools.metrics import FAMILIES, KINDS, area_fraction, oracle_curve
 from nnlabs.pack import tool_suite as suite
 from nnlabs.report.runs import Run, load_runs
 from nnlabs.report.tables import markdown_table
@@ -46,13 +47,36 @@ def report(out: Path) -> None:
     out = Path(out)
     runs, dream, done = scored_runs(out)
     mod = moderate_run(runs, dream)
-    plot_figures(out, runs, dream, mod)
-    write_report(out, dream, model_rows(runs, dream), mod)
+    sweep = price_sweep(runs, mod)
+    plot_figures(out, runs, dream, mod, sweep)
+    write_report(out, runs, dream, mod, sweep)
     write_explorable(out, mod, dream)
     write_payoff(out, done)
 
 
-def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict) -> None:
+def price_sweep(runs: list[dict], mod: dict) -> dict:
+    """The learned policies on the (call rate, accuracy) plane against the oracle of the moderate run's
+    weights, the area fraction, and the price at which needed calls stop."""
+    oracle = oracle_curve(mod["queries"])
+    learned = sorted((r["modes"]["learned"]["all"]["call_rate"], r["modes"]["learned"]["all"]["accuracy"])
+                     for r in runs)
+    curve = [oracle[0]] + learned + [(1.0, mod["modes"]["always"]["all"]["accuracy"])]
+    return {"oracle": oracle, "curve": curve, "area_fraction": area_fraction(curve, oracle),
+            "calls_stop": calls_stop(runs)}
+
+
+def calls_stop(runs: list[dict]) -> float | None:
+    """The price at which the policy stops making needed calls: where the fraction of needed calls it makes
+    crosses ½, interpolated on log price between the two swept prices around it (None: it never crosses)."""
+    rates = [(r["call_cost"], r["needed_call_rate"]) for r in runs
+             if r["call_cost"] > 0 and r.get("needed_call_rate") is not None]
+    for (c0, r0), (c1, r1) in zip(rates, rates[1:]):
+        if r0 >= 0.5 > r1:
+            return math.exp(math.log(c0) + (r0 - 0.5) / (r0 - r1) * (math.log(c1) - math.log(c0)))
+    return None
+
+
+def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict) -> None:
     from nnlabs.report.figures import new_figure, save
 
     rows = model_rows(runs, dream)
@@ -82,26 +106,48 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict) -> 
     ax[0][1].legend()
     save(fig, figs / "call_rate_by_kind", source=str(out))
 
-    # 2. the accuracy–cost frontier over call costs
-    fig, ax = new_figure(2, 1, width=5.2, height=3.8)
-    for k, group in enumerate(("all", "needs_tool")):
-        a = ax[0][k]
-        learned = [(r["modes"]["learned"][group], r["call_cost"]) for r in runs]
-        a.plot([s["compute_per_query"] / 1e6 for s, _ in learned], [s["accuracy"] for s, _ in learned], "o-",
-               color="C0", label="learned policy (label: call cost c)")
+    # 2. the price sweep on the oracle's axes: accuracy against call rate (left), against compute (right)
+    fig, ax = new_figure(2, 1, width=5.4, height=4.0)
+    ox, oy = zip(*sweep["oracle"])
+    ax[0][0].plot(ox, oy, "--", color="k", label="oracle (calls exactly where the no-tool answer is wrong)")
+    area = "–" if sweep["area_fraction"] is None else f"{sweep['area_fraction']:.2f}"
+    ax[0][0].fill_between([x for x, _ in sweep["curve"]], oy[0], [y for _, y in sweep["curve"]], color="C0",
+                          alpha=0.12, label=f"area: {area} of the oracle's gain")
+    for k, (xkey, xlabel) in enumerate((("call_rate", "tool call rate (fraction of test queries)"),
+                                        ("compute_per_query", "compute per query (M MACs incl. call cost)"))):
+        a, scale = ax[0][k], 1 if k == 0 else 1e6
+        learned = [(r["modes"]["learned"]["all"], r["call_cost"]) for r in runs]
+        a.plot([s[xkey] / scale for s, _ in learned], [s["accuracy"] for s, _ in learned], "o-", color="C0",
+               label="learned policy, one per price c")
         for s, c in learned:
-            a.annotate(f"c={c:g}", (s["compute_per_query"] / 1e6, s["accuracy"]), fontsize=7,
-                       xytext=(4, -10), textcoords="offset points")
-        for label, mode, style, color in (("never call", "never", "s", "C2"), ("always call", "always", "^", "C1")):
-            s = mod["modes"][mode][group]
-            a.plot(s["compute_per_query"] / 1e6, s["accuracy"], style, ms=8, color=color, label=label)
+            a.annotate(f"c={c:g}", (s[xkey] / scale, s["accuracy"]), fontsize=7, xytext=(4, -10),
+                       textcoords="offset points")
+        for label, mode, style, color in (("never call", "never", "s", "C2"), ("always call", "always", "^", "C1"),
+                                          ("oracle", "oracle", "D", "k")):
+            s = mod["modes"][mode]["all"]
+            a.plot(s[xkey] / scale, s["accuracy"], style, ms=8, color=color, label=label if k else None)
         if dream:
-            s = dream["modes"]["learned"][group]
-            a.plot(s["compute_per_query"] / 1e6, s["accuracy"], "*", ms=12, color="C3", label="learned + dream")
-        a.set(xlabel="compute per query (M MACs: model + declared call cost)", ylabel="accuracy (exact answer)",
-              ylim=(-0.03, 1.03), title=f"Accuracy vs cost: {'all queries' if group == 'all' else 'needs-tool'}")
-        a.legend(loc="lower right")
+            s = dream["modes"]["learned"]["all"]
+            a.plot(s[xkey] / scale, s["accuracy"], "*", ms=12, color="C3", label="learned + dream")
+        a.set(xlabel=xlabel, ylabel="accuracy, all test queries (exact answer)",
+              title="Price sweep: accuracy vs " + ("call rate" if k == 0 else "compute"))
+        a.legend(loc="lower right", fontsize=7)
     save(fig, figs / "frontier", source=str(out))
+
+    # 2b. what each price buys: call rates against the price, and where needed calls stop
+    fig, ax = new_figure(1, 1, width=5.4, height=3.8)
+    costs = [r["call_cost"] for r in runs]
+    for label, values in (("needs-tool queries", [r["modes"]["learned"]["needs_tool"]["call_rate"] for r in runs]),
+                          ("memorizable queries", [r["modes"]["learned"]["memorizable"]["call_rate"] for r in runs]),
+                          ("needed calls (no-tool wrong, tool right)", [r["needed_call_rate"] for r in runs])):
+        ax[0][0].plot(costs, values, "o-", label=label)
+    if sweep["calls_stop"]:
+        ax[0][0].axvline(sweep["calls_stop"], color="C3", ls=":",
+                         label=f"needed calls stop: c ≈ {sweep['calls_stop']:.2g}")
+    ax[0][0].set(xscale="log", xlabel="price of a call c (fraction of a correct answer)",
+                 ylabel="tool call rate (learned policy)", ylim=(-0.03, 1.03), title="What each price buys")
+    ax[0][0].legend(fontsize=7)
+    save(fig, figs / "price_sweep", source=str(out))
 
     # 3. the dream state, round by round
     if dream:
@@ -121,17 +167,20 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict) -> 
             a.legend()
         save(fig, figs / "dream_rounds", source=str(out / "dream"))
 
-    # 4. calibration: does π track how often the direct answer is wrong?
+    # 4. calibration: does π track how often a call pays?
     fig, ax = new_figure(1, 1, width=4.6, height=4.0)
     for label, an in [(f"learned, c={mod['call_cost']:g}", mod)] + ([("learned + dream", dream)] if dream else []):
+        cal = an["calibration"]
+        (lo, hi), ece = cal["ece_interval"], cal["ece"]
         # a bin of one or two queries is noise
-        b = [t for t in an["calibration"]["bins"] if t["n"] >= 3]
-        ax[0][0].plot([t["mean_p_call"] for t in b], [t["direct_wrong"] for t in b], "o-",
-                      label=f"{label} (ECE {an['calibration']['ece']:.2f})")
+        b = [t for t in cal["bins"] if t["n"] >= 3]
+        ax[0][0].plot([t["mean_p_call"] for t in b], [t["call_pays"] for t in b], "o-",
+                      label=f"{label} (ECE {ece:.2f} [{lo:.2f}, {hi:.2f}])")
     ax[0][0].plot([0, 1], [0, 1], ":", color="gray", label="perfectly calibrated")
-    ax[0][0].set(xlabel="P(CALL) (10 bins; bins with ≥ 3 queries)", ylabel="fraction of direct answers wrong",
-                 title="Calibration of the call decision", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
-    ax[0][0].legend()
+    ax[0][0].set(xlabel="P(CALL) (10 bins; bins with ≥ 3 queries)",
+                 ylabel="fraction where a call pays (tool right, no-tool wrong)",
+                 title="Reliability of the call decision", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax[0][0].legend(fontsize=7)
     save(fig, figs / "calibration", source=str(out))
 
 
@@ -139,7 +188,8 @@ def pct(v) -> str:
     return "–" if v is None else f"{100 * v:.0f}%"
 
 
-def write_report(out: Path, dream: dict | None, rows: list[tuple[str, dict]], mod: dict) -> None:
+def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict) -> None:
+    rows = model_rows(runs, dream)
     exp = json.loads((out / "experiment.json").read_text()) if (out / "experiment.json").exists() else {}
     learned_all = mod["modes"]["learned"]
     lines = ["# Part 6 — tool use: when is a call worth its cost?", "",
@@ -148,7 +198,8 @@ def write_report(out: Path, dream: dict | None, rows: list[tuple[str, dict]], mo
              f"({learned_all['memorizable']['n']} memorizable, {learned_all['needs_tool']['n']} needs-tool). "
              "Compute = model forward MACs over the whole sequence (query, decision, call, spliced output, answer) "
              f"+ the tool's declared cost (calc {suite.COST['calc']:,}, lookup {suite.COST['lookup']:,} "
-             "MAC-equivalents).", "",
+             "MAC-equivalents). Never, always and oracle use the weights of the "
+             f"c={mod['call_cost']:g} run.", "",
              "## Call rate and accuracy by query kind", "",
              markdown_table(["model", "call rate memorizable", "call rate needs-tool", "acc. memorizable",
                              "acc. needs-tool", "acc. all", "compute / query (M MACs)",
@@ -158,38 +209,57 @@ def write_report(out: Path, dream: dict | None, rows: list[tuple[str, dict]], mo
                               pct(s["all"]["accuracy"]), f"{s['all']['compute_per_query'] / 1e6:.2f}",
                               "–" if s["all"]["cost_per_correct"] is None
                               else f"{s['all']['cost_per_correct'] / 1e6:.2f}"] for label, s in rows])]
-    best = dream["modes"]["learned"] if dream else learned_all
     learned = [(label, s) for label, s in rows if label.startswith("learned")]
     met = [label for label, s in learned
            if s["needs_tool"]["call_rate"] >= 0.9 and s["memorizable"]["call_rate"] <= 0.2]
+    needs = [f for f in FAMILIES if suite.FAMILIES[f] == "needs_tool" and f in learned_all]
+    always = mod["modes"]["always"]
+    exact = min(always[f]["accuracy"] for f in needs)
     lines += ["## Targets", "",
               "- Call on ≥ 90% of needs-tool and ≤ 20% of memorizable queries: "
               + (f"**met** by {' and '.join(met)}" if met else "**not met** by any learned policy at this budget")
               + "; " + "; ".join(f"{label}: {pct(s['needs_tool']['call_rate'])} / {pct(s['memorizable']['call_rate'])}"
                                  for label, s in learned) + " (needs-tool / memorizable call rate).",
-              f"- Needs-tool accuracy: {pct(best['needs_tool']['accuracy'])} with the learned policy"
-              f"{' + dream' if dream else ''} at c={mod['call_cost']:g} vs "
-              f"{pct(mod['modes']['never']['needs_tool']['accuracy'])} for the same model never calling "
-              f"(always calling: {pct(mod['modes']['always']['needs_tool']['accuracy'])}; the gap to 100% is the "
-              "model mis-writing the call or mis-copying the tool's output).", "",
-              "## By query family (learned policy)", ""]
-    header = ["family", "kind", "call rate", "accuracy"] + (["call rate after dream", "accuracy after dream"]
-                                                           if dream else [])
+              "- An exact tool path (≥ 99% on every needs-tool family when calling): "
+              f"{'**met**' if exact >= 0.99 else '**not met**'}; "
+              f"the worst family reaches {pct(exact)} with every call forced (c={mod['call_cost']:g} weights). "
+              "The engine copies the query into the call, so the model only copies the tool's output.",
+              f"- Price sweep: {len(runs)} prices; the learned policies cover "
+              + ("–" if sweep["area_fraction"] is None else f"{sweep['area_fraction']:.2f}")
+              + " of the oracle's area over never-call (RouteLLM's APGR, with the oracle as the ceiling, on the "
+              "call-rate axis); needed calls stop at c ≈ "
+              + ("(no crossing in the swept range)" if sweep["calls_stop"] is None else f"{sweep['calls_stop']:.2g}")
+              + ".", "",
+              "## By query family: the tool path, and Toolformer's split", "",
+              "Learned policy: accuracy on the queries where it called and where it did not (– : none).", ""]
+    header = ["family", "kind", "always call: acc.", "learned: call rate", "acc. when calling", "acc. when not",
+              "accuracy"] + (["call rate after dream", "accuracy after dream"] if dream else [])
     table = []
     for f in FAMILIES:
         s = learned_all.get(f)
         if s is None:
             continue
         d = dream["modes"]["learned"][f] if dream else None
-        table.append([f, suite.FAMILIES[f].replace("_", "-"), pct(s["call_rate"]), pct(s["accuracy"])]
+        table.append([f, suite.FAMILIES[f].replace("_", "-"), pct(always[f]["accuracy"]), pct(s["call_rate"]),
+                      pct(s["accuracy_called"]), pct(s["accuracy_not_called"]), pct(s["accuracy"])]
                      + ([pct(d["call_rate"]), pct(d["accuracy"])] if d else []))
-    calib = [[f"learned, c={mod['call_cost']:g}", f"{mod['calibration']['ece']:.3f}",
-              f"{mod['calibration']['brier']:.3f}"]]
-    if dream:
-        calib.append(["learned + dream", f"{dream['calibration']['ece']:.3f}", f"{dream['calibration']['brier']:.3f}"])
-    lines += [markdown_table(header, table), "## Calibration of the decision", "",
-              "π = P(CALL) read as the probability that the direct answer would be wrong "
-              "(see docs/tools.md). Lower is better.", "", markdown_table(["model", "ECE", "Brier"], calib)]
+    lines += [markdown_table(header, table), "## The price sweep", "",
+              "Each price continues the same base run with its own price on calls. *Needed calls*: of the queries "
+              "whose no-tool answer is wrong and whose tool answer is right, the fraction the policy calls.", "",
+              markdown_table(["price c", "call rate needs-tool", "call rate memorizable", "needed calls", "acc. all",
+                              "compute / query (M MACs)"],
+                             [[f"{r['call_cost']:g}", pct(r["modes"]["learned"]["needs_tool"]["call_rate"]),
+                               pct(r["modes"]["learned"]["memorizable"]["call_rate"]), pct(r["needed_call_rate"]),
+                               pct(r["modes"]["learned"]["all"]["accuracy"]),
+                               f"{r['modes']['learned']['all']['compute_per_query'] / 1e6:.2f}"] for r in runs])]
+    calib = [(f"learned, c={mod['call_cost']:g}", mod)] + ([("learned + dream", dream)] if dream else [])
+    lines += ["## Calibration of the decision", "",
+              "π = P(CALL) read as the probability that a call pays (the tool's answer right, the no-tool answer "
+              "wrong); ECE over 10 bins with its 95% interval from 1000 resamples of the queries. Lower is better.",
+              "", markdown_table(["model", "ECE", "ECE 95% interval", "Brier"],
+                                 [[label, f"{an['calibration']['ece']:.3f}",
+                                   "[{:.3f}, {:.3f}]".format(*an["calibration"]["ece_interval"]),
+                                   f"{an['calibration']['brier']:.3f}"] for label, an in calib])]
     if dream:
         lines += ["## The dream state, round by round", "",
                   markdown_table(["round", "dreamed queries", "diverge (no-tool ≠ tool)", "mean regret",
@@ -207,16 +277,15 @@ def write_report(out: Path, dream: dict | None, rows: list[tuple[str, dict]], mo
                       f"P(CALL) = {e['p_call']:.2f})" for e in last[:6]]
             lines += [""]
     lines += ["## Honest notes", "",
-              "- Numbers come from one seed on a toy model; differences of a few points between call costs are noise.",
+              "- Numbers come from one seed on a toy model; differences of a few points between prices are noise.",
               "- The learned policy's outcome on a query is the branch its decision picks (π > 1/2); with greedy "
               "decoding that is exactly what generation with the tool in the loop writes.",
-              "- Mid-size arithmetic (two-digit operands) never appears in training: even when forced to call, the "
-              f"model gets {pct(mod['modes']['always'].get('mid_arith', {}).get('accuracy'))} of them right, because "
-              "it cannot write a call of a length it never saw; only the dream state's perturbations reach them.",
+              "- The oracle curve is the best any router could do with these weights: first the calls that fix a "
+              "wrong answer, then the harmless ones, then the harmful ones.",
               "- Near-miss keys (one letter off a famous key) look familiar: before the dream state the policy "
               f"calls on {pct(learned_all.get('near_miss_key', {}).get('call_rate'))} of them.", "",
-              "Figures: `figures/call_rate_by_kind`, `figures/frontier`, `figures/dream_rounds`, "
-              "`figures/calibration`. Explorable: `tools.html`."]
+              "Figures: `figures/call_rate_by_kind`, `figures/frontier`, `figures/price_sweep`, "
+              "`figures/dream_rounds`, `figures/calibration`. Explorable: `tools.html`."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -239,22 +308,29 @@ def write_explorable(out: Path, mod: dict, dream: dict | None, per_fam: int = 6)
 
 
 def write_payoff(out: Path, done: list[Run]) -> None:
-    """One point per scored run and seed: accuracy on the test queries against compute per query; the
-    never- and always-call modes of each cost run's weights are the baselines."""
+    """One point per scored run and seed: accuracy on the test queries against compute per query; never-,
+    always-call and the oracle on the weights of the moderate run (the one the dream state continues) are
+    the baselines."""
     points = []
-    for run in sorted(done, key=lambda r: (r.seed, r.name)):
-        modes = run.analysis.get("modes")
-        if not modes:
+    for seed in sorted({run.seed for run in done}):
+        scored = [run for run in done if run.seed == seed and run.analysis.get("modes")]
+        costs = [run for run in scored if run.name.startswith("cost_")]
+        if not costs:
             continue
-        label = f"learned, c={run.analysis['call_cost']:g}" + (" + dream" if run.name == "dream" else "")
-        learned = modes["learned"]["all"]
-        points.append({"run": run.name, "label": label, "kind": "routed", "quality": learned["accuracy"],
-                       "compute": learned["compute_per_query"], "seed": run.seed})
-        if run.name == f"cost_{run.analysis['call_cost']:g}":
-            for mode in ("never", "always"):
-                points.append({"run": run.name, "label": f"{mode} call (weights of c={run.analysis['call_cost']:g})",
-                               "kind": "baseline", "quality": modes[mode]["all"]["accuracy"],
-                               "compute": modes[mode]["all"]["compute_per_query"], "seed": run.seed})
+        dream = next((run for run in scored if run.name == "dream"), None)
+        target = dream.analysis["call_cost"] if dream else 0.5
+        mod = min(costs, key=lambda run: abs(run.analysis["call_cost"] - target))
+        for run in scored:
+            label = f"learned, c={run.analysis['call_cost']:g}" + (" + dream" if run is dream else "")
+            points.append(payoff_point(run, "learned", label, "routed"))
+        points += [payoff_point(mod, mode, f"{mode} (weights of c={mod.analysis['call_cost']:g})", "baseline")
+                   for mode in ("never", "always", "oracle")]
     payoff = {"lab": "tools", "quality": "exact-answer accuracy on the test queries, fraction",
-              "compute": "forward MACs per query incl. declared tool-call cost", "points": points}
+              "compute": "forward MACs per query incl. the declared cost of tool calls", "points": points}
     (out / "payoff.json").write_text(json.dumps(payoff, indent=1) + "\n", encoding="utf-8")
+
+
+def payoff_point(run: Run, mode: str, label: str, kind: str) -> dict:
+    summary = run.analysis["modes"][mode]["all"]
+    return {"run": run.name, "label": label, "kind": kind, "quality": summary["accuracy"],
+            "compute": summary["compute_per_query"], "seed": run.seed}

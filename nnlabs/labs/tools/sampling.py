@@ -1,11 +1,19 @@
-"""Tools inside sampling: the model writes a call, the real tool answers, its output joins the context.
+"""Tools inside sampling: the model decides, the engine writes the call, the real tool answers.
 
-The spine's `generate(..., splice=fn)` calls `fn(row_tokens)` after every sampled token. `tool_splice`
-is that fn: when the model closes a call with <RESULT>, the pack's tool runs on the parsed call (never
-eval-ed) and its output + <ANSWER> are appended to the row; the model then writes the answer.
+Once a row ends with <CALL_TOOL> (sampled by the model, or forced into the prompt), `tool_splice` copies
+the query span into the call (`12*34=` → `calc(12*34)`, `velmor?` → `lookup(velmor)`), runs the pack's tool
+on it (parsed, never eval-ed) and splices the call, <RESULT>, the tool's output and <ANSWER> into the row;
+the model then writes the answer. nanochat's engine does the same with a tool's output tokens; we also
+force the call, so the tool path cannot fail by mis-writing a call of a length it never saw.
+
+`generate_with_tools` decodes many rows at once although they differ in length (queries of different
+lengths, tool outputs of different lengths): rows are right-padded, so every token keeps its position and
+causal attention never looks at the padding after it; each row's next token is read at its own last position.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,28 +21,54 @@ import torch.nn.functional as F
 from nnlabs.labs.tools.policy import ToolTokens, ToolUser
 from nnlabs.pack import tool_suite as suite
 from nnlabs.spine.data import Vocab
-from nnlabs.spine.sample import generate
 
 
-def tool_splice(vocab: Vocab, table: dict[str, str], max_calls: int = 2, max_out: int = 32):
-    """On <RESULT>, run the call since the last <CALL_TOOL> (bounded by the pack: ≤ 80 characters, a grammar,
-    never eval) and splice its output, or 'error' for a call the tool refuses, then <ANSWER>."""
-    call_id, result_id, answer_id = (vocab.stoi[t] for t in (ToolTokens.CALL, ToolTokens.RESULT, ToolTokens.ANSWER))
+def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
+    """When the row ends with <CALL_TOOL>: the call copied from the query, <RESULT>, the tool's output (≤ max_out
+    characters; 'error' for a call the tool refuses, or a second call) and <ANSWER>."""
+    call_id = vocab.stoi[ToolTokens.CALL]
+    result_id, answer_id = vocab.stoi[ToolTokens.RESULT], vocab.stoi[ToolTokens.ANSWER]
 
-    def splice(tokens: list[int]) -> list[int] | None:
-        if tokens[-1] != result_id:
+    def splice(row: list[int]) -> list[int] | None:
+        if row[-1] != call_id:
             return None
-        # the call is the text since the last <CALL_TOOL> (or since the prompt, which may end with one)
-        start = max([i + 1 for i, t in enumerate(tokens) if t == call_id], default=0)
+        # the query: the text after the start token, up to the first decision
+        query = vocab.decode(row[1:row.index(call_id)])
+        call = f"{'calc' if query.endswith('=') else 'lookup'}({query[:-1]})"
         try:
-            if tokens.count(result_id) > max_calls:
-                raise suite.ToolError(f"more than {max_calls} calls in one answer")
-            out = suite.run_call(vocab.decode(tokens[start:-1]), table)[:max_out]
+            if row.count(call_id) > 1:
+                raise suite.ToolError("one call per answer")
+            out = suite.run_call(call, table)[:max_out]
         except suite.ToolError:
             out = "error"
-        return vocab.encode(out) + [answer_id]
+        return vocab.encode(call) + [result_id] + vocab.encode(out) + [answer_id]
 
     return splice
+
+
+@torch.no_grad()
+def generate_with_tools(model: ToolUser, prompts: list[list[int]], splice: Callable[[list[int]], list[int] | None],
+                        rows_per_batch: int = 512, stop_token: int = 0) -> list[list[int]]:
+    """Greedy decoding of every prompt, `rows_per_batch` rows run together (1 = one row at a time); the splice
+    hook may append tokens after each token (the prompt's last included). A row ends at `stop_token` or when it
+    fills the block. Returns each row's tokens after its prompt."""
+    model.eval()
+    block = model.config.block_size
+    rows = [list(p) + (splice(list(p)) or []) for p in prompts]
+    for first in range(0, len(rows), rows_per_batch):
+        live = [i for i in range(first, min(first + rows_per_batch, len(rows))) if len(rows[i]) < block]
+        while live:
+            lengths = torch.tensor([len(rows[i]) for i in live])  # [n]
+            x = torch.zeros(len(live), int(lengths.max()), dtype=torch.long)  # [n, W], right-padded
+            for j, i in enumerate(live):
+                x[j, :len(rows[i])] = torch.tensor(rows[i])
+            logits = model(x)[0][torch.arange(len(live)), lengths - 1]  # [n, V] at each row's last position
+            for i, token in zip(live, logits.argmax(-1).tolist()):
+                rows[i].append(token)
+                if token != stop_token:
+                    rows[i].extend(splice(rows[i]) or [])
+            live = [i for i in live if rows[i][-1] != stop_token and len(rows[i]) < block]
+    return [row[len(p):] for row, p in zip(rows, prompts)]
 
 
 def read_trace(vocab: Vocab, tokens: list[int]) -> dict:
@@ -54,40 +88,23 @@ def read_trace(vocab: Vocab, tokens: list[int]) -> dict:
             "answer": between(answer_from, "\x00")}
 
 
-def by_length(queries: list[str]) -> list[list[int]]:
-    """Indices of the queries grouped by length: each group is one unpadded batch."""
-    groups: dict[int, list[int]] = {}
-    for i, q in enumerate(queries):
-        groups.setdefault(len(q), []).append(i)
-    return list(groups.values())
-
-
 @torch.no_grad()
 def call_probs(model: ToolUser, vocab: Vocab, queries: list[str]) -> list[float]:
-    """π = P(CALL) / (P(CALL) + P(NO)) after each query; prompts of one length are batched."""
+    """π = P(CALL) / (P(CALL) + P(NO)) after each query, all queries right-padded into one batch."""
     model.eval()
-    out = [0.0] * len(queries)
-    for idxs in by_length(queries):
-        x = torch.tensor([[0] + vocab.encode(queries[i]) for i in idxs])  # [n, 1 + len(query)]
-        logp = F.log_softmax(model(x)[0][:, -1], dim=-1)  # [n, V]
-        pi = torch.sigmoid(logp[:, model.policy.call_id] - logp[:, model.policy.no_id])  # [n]
-        for i, p in zip(idxs, pi.tolist()):
-            out[i] = p
-    return out
+    encoded = [[0] + vocab.encode(q) for q in queries]
+    lengths = torch.tensor([len(e) for e in encoded])  # [n]
+    x = torch.zeros(len(encoded), max(map(len, encoded), default=1), dtype=torch.long)  # [n, W]
+    for j, e in enumerate(encoded):
+        x[j, :len(e)] = torch.tensor(e)
+    logp = F.log_softmax(model(x)[0][torch.arange(len(encoded)), lengths - 1], dim=-1)  # [n, V]
+    return torch.sigmoid(logp[:, model.policy.call_id] - logp[:, model.policy.no_id]).tolist()
 
 
 def answer_all(model: ToolUser, vocab: Vocab, table: dict, queries: list[str], decision: str,
-               batch: int = 256) -> list[dict]:
+               rows_per_batch: int = 512) -> list[dict]:
     """Greedy generation with the decision forced ('direct' or 'call'); the tool runs inside sampling."""
     token = vocab.stoi[ToolTokens.NO if decision == "direct" else ToolTokens.CALL]
-    block = model.config.block_size
-    out: list[dict] = [{} for _ in queries]
-    for idxs in by_length(queries):
-        for k in range(0, len(idxs), batch):
-            chunk = idxs[k:k + batch]
-            prompt = torch.tensor([[0] + vocab.encode(queries[i]) + [token] for i in chunk])  # [n, P]
-            gen = generate(model, prompt, block - prompt.size(1), top_k=1, block_size=block,
-                           splice=tool_splice(vocab, table))
-            for i, g in zip(chunk, gen):
-                out[i] = {**read_trace(vocab, [token] + g), "positions": prompt.size(1) + len(g) - 1}
-    return out
+    prompts = [[0] + vocab.encode(q) + [token] for q in queries]
+    gen = generate_with_tools(model, prompts, tool_splice(vocab, table), rows_per_batch)
+    return [{**read_trace(vocab, [token] + g), "positions": len(p) + len(g) - 1} for p, g in zip(prompts, gen)]
