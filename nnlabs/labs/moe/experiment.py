@@ -219,7 +219,7 @@ class ProbeEvaluator:
                    for i, (r, m) in enumerate(zip(routed, layers))]
         top1 = [np.array(m.pop("top1")) for m in metrics]
         for m, t, layer in zip(metrics, top1, layers):
-            # the control for token identity: the characters every domain uses, split by domain
+            # the control for token identity: the characters two domains share, split by domain
             shared = np.zeros((len(DOMAINS), layer.moe.n_experts), dtype=np.int64)
             np.add.at(shared, (self.domain[self.shared], t[self.shared]), 1)
             m["shared_domain_expert"] = shared.tolist()

@@ -124,5 +124,7 @@ def same_expert_rate(top1: np.ndarray, pairs: np.ndarray, load: np.ndarray) -> d
 
 
 def shared_chars(texts_by_domain: dict[str, list[str]]) -> set[str]:
-    """The characters every domain uses (digits, common letters, space, punctuation)."""
-    return set.intersection(*(set("".join(texts)) for texts in texts_by_domain.values()))
+    """The characters at least two domains use: letters (names and code), digits, operators and space
+    (arithmetic and code). No character is used by all three: names and arithmetic share none."""
+    used = [set("".join(texts)) for texts in texts_by_domain.values()]
+    return {ch for ch in set.union(*used) if sum(ch in u for u in used) >= 2}

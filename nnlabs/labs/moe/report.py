@@ -191,7 +191,7 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
     families = [(title, names) for title, names in families if names]
     if not families:
         return
-    fig, ax = new_figure(2, len(families), width=5.0)
+    fig, ax = new_figure(2, len(families), width=6.0)
     for row, (title, names) in enumerate(families):
         for j, name in enumerate(names):
             colour = plt_colour(j)
@@ -210,7 +210,7 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
                                       label=f"{name} ({len(lines)} seed{'s' * (len(lines) > 1)})")
         moe = groups[names[0]][0].config["moe"]
         ceiling = moe["n_experts"] / moe["top_k"] - 1
-        for col, what in enumerate(("over the validation set (global)", "per training batch, mean since last eval")):
+        for col, what in enumerate(("global (validation set)", "per training batch")):
             ax[row][col].axhline(ceiling, color="k", ls="--", lw=0.8)
             ax[row][col].text(0, ceiling, f" ceiling E/k - 1 = {ceiling:g}", va="bottom", fontsize=7)
             ax[row][col].set(title=f"{title}: MaxVio {what}", xlabel="step",
@@ -226,34 +226,35 @@ def plt_colour(i: int):
 
 
 def _fig_control(run: Run, figs, source, name):
-    """The specialisation control for one run's last evaluation, per layer: the characters every domain
-    shares, by domain; and each domain's loss change when one expert is removed."""
+    """The specialisation control for one run's last evaluation, per layer: the characters two domains
+    share, by domain; and each domain's loss change when one expert is removed."""
     from nnlabs.report.figures import new_figure, save
 
     last = run.analysis["evals"][-1]
     layers = last["layers"]
-    fig, ax = new_figure(2, len(layers), width=4.4, height=2.6, gridspec_kw={"wspace": 0.4})
+    fig, ax = new_figure(2, len(layers), width=5.6, height=2.8, gridspec_kw={"wspace": 0.5, "hspace": 0.7})
     for li, m in enumerate(layers):
         shared = np.array(m["shared_domain_expert"], float)
         rows = shared / np.maximum(shared.sum(1, keepdims=True), 1)
         im = ax[li][0].imshow(rows, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax[li][0].set_yticks(range(len(DOMAINS)), DOMAINS)
         null = m.get("domain_given_char_null", {})
-        ax[li][0].set(title=f"layer {li}: shared characters, each domain by expert\n"
-                      f"I(E; D | c) = {null.get('observed', float('nan')):.3f} bits, "
+        ax[li][0].set(title=f"layer {li}: characters two domains share\n"
+                      f"I(E; D | c) {null.get('observed', float('nan')):.3f} bits, "
                       f"null {null.get('null_mean', float('nan')):.3f} (95%: {null.get('null_q95', float('nan')):.3f})",
                       xlabel="expert")
         ax[li][0].grid(False)
-        fig.colorbar(im, ax=ax[li][0], shrink=0.8, label="share of the domain's shared-char tokens")
+        fig.colorbar(im, ax=ax[li][0], shrink=0.8, label="share of row")
         if "removal" in last:
             delta = np.array([[r[d] for d in DOMAINS] for r in last["removal"][li]]).T
             lim = max(abs(delta).max(), 1e-3)
             im2 = ax[li][1].imshow(delta, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
             ax[li][1].set_yticks(range(len(DOMAINS)), DOMAINS)
-            ax[li][1].set(title=f"layer {li}: val loss change with one expert removed", xlabel="expert removed")
+            ax[li][1].set(title=f"layer {li}: val loss change, one expert removed\n(its tokens to their next choice)",
+                          xlabel="expert removed")
             ax[li][1].grid(False)
-            fig.colorbar(im2, ax=ax[li][1], shrink=0.8, label="nats/char (tokens go to their next choice)")
-    fig.suptitle(f"Specialisation, controlled for token identity: {name}, step {last['step']}")
+            fig.colorbar(im2, ax=ax[li][1], shrink=0.8, label="nats/char")
+    fig.suptitle(f"Specialisation, controlled for token identity: {name}, step {last['step']}", y=1.02)
     save(fig, figs / "specialisation_control", source)
 
 
@@ -408,7 +409,7 @@ def _control_section(S: dict, per_seed: dict[str, list[dict]], main: str) -> lis
            f"against {100 * s['same_uniform']:.1f}% for a uniform router and {100 * s['same_chance']:.1f}% for "
            "two tokens drawn from the actual "
            "utilisation (Mixtral reports 23.6–28.4 % against 12.5 %). figures/specialisation_control.png: the "
-           "characters every domain uses, split by domain, and each domain's loss change when one expert is "
+           "characters two domains share, split by domain, and each domain's loss change when one expert is "
            "removed (its tokens re-routed to their next choice).\n"]
     return md
 
