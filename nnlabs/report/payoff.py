@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,12 +145,7 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
                             ecolor=COLORS[kind], elinewidth=1, capsize=2, zorder=2)
             ax.scatter([p.compute], [p.quality], s=36, marker=MARKERS[kind], color=COLORS[kind], zorder=3,
                        edgecolors="white", linewidths=0.6)
-            # a label stays a short tag: clipped to the panel and left out of the layout
-            right = p.compute > x_mid  # labels in the right half sit left of their point
-            note = ax.annotate(p.label if len(p.label) <= 24 else p.label[:23] + "…", (p.compute, p.quality),
-                               xytext=(-5 if right else 5, 3), textcoords="offset points", fontsize=6.5,
-                               ha="right" if right else "left", color="#333", clip_on=True)
-            note.set_in_layout(False)
+    _label_points(ax, runs, x_mid)
     baselines = [p for p in runs if p.kind == "baseline"]
     if baselines:
         xs, ys = _staircase(pareto_front(baselines, payoff.lower_is_better), x_end)
@@ -159,8 +155,60 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
     ax.plot(xs, ys, drawstyle="steps-post", color="#d62728", lw=1.3, zorder=1)
     ax.scatter([p.compute for p in front], [p.quality for p in front], s=90, facecolors="none",
                edgecolors="#d62728", linewidths=1, zorder=4)
-    ax.set_xlabel(payoff.compute)
-    ax.set_ylabel(f"{payoff.quality} ({'lower' if payoff.lower_is_better else 'higher'} is better)")
+    ax.set_xlabel(textwrap.fill(payoff.compute, 48))
+    ax.set_ylabel(textwrap.fill(f"{payoff.quality} ({'lower' if payoff.lower_is_better else 'higher'} is better)",
+                                40))
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether two boxes (x0, x1, y0, y1) overlap."""
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
+    """One short tag per point, above or below it, left or right, where it overlaps no tag placed before;
+    points drawn on top of each other share one ("a / b"). Words every label starts with (a task name,
+    say) go to the panel's title instead of onto every tag."""
+    labels = [p.label.split() for p in runs]
+    common = 0
+    while len(runs) > 1 and all(len(w) > common + 1 and w[common] == labels[0][common] for w in labels):
+        common += 1
+    if common:
+        ax.set_title(f"{ax.get_title()} ({' '.join(labels[0][:common])})")
+    tags = [" ".join(w[common:]) for w in labels]
+    tags = [t if len(t) <= 20 else t[:19] + "…" for t in tags]
+    ax.autoscale_view()
+    xy = ax.transData.transform([(p.compute, p.quality) for p in runs])  # display pixels
+    px = ax.figure.dpi / 72 * 6.5  # the tags' font size in pixels: a tag's height, about 2 characters' width
+    # points drawn on top of each other share one tag
+    groups: list[list[int]] = []
+    for i, (x, y) in enumerate(xy):
+        same = next((g for g in groups if abs(x - xy[g[0]][0]) < 6 and abs(y - xy[g[0]][1]) < 6), None)
+        if same is None:
+            groups.append([i])
+        else:
+            same.append(i)
+    placed: list[tuple[float, float, float, float]] = []
+    for group in groups:
+        p = runs[group[0]]
+        text = " / ".join(tags[i] for i in group[:3]) + (f" +{len(group) - 3}" if len(group) > 3 else "")
+        x, y = xy[group[0]]
+        width = 0.55 * px * len(text)
+        # beside the point, above or below it; first on the side with more room (the left in the right half)
+        spots = []
+        for side in (-1, 1) if p.compute > x_mid else (1, -1):
+            for up in (1, -1):
+                x0 = x + 5 if side > 0 else x - 5 - width
+                y0 = y + 3 if up > 0 else y - 3 - px
+                spots.append(((side, up), (x0, x0 + width, y0, y0 + px)))
+        free = [spot for spot in spots if not any(_overlap(spot[1], other) for other in placed)]
+        (side, up), bbox = (free or spots)[0]
+        placed.append(bbox)
+        # a tag stays inside its panel and out of the layout
+        note = ax.annotate(text, (p.compute, p.quality), xytext=(5 * side, 3 if up > 0 else -3),
+                           textcoords="offset points", fontsize=6.5, ha="left" if side > 0 else "right",
+                           va="bottom" if up > 0 else "top", color="#333", clip_on=True)
+        note.set_in_layout(False)
 
 
 def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3,
