@@ -118,7 +118,8 @@ def refuse_overwrite(path: str | Path, *, resume: bool, force: bool) -> None:
     held = describe(path)
     if held and not (resume or force):
         raise UserError(f"{path} holds {held}: pass --resume to continue or --force to start over")
-    if resume and not force and held is None:
+    # (a lab interrupted before its first run left only its marker: continuing it is starting it)
+    if resume and not force and held is None and not (Path(path) / RUNNING).exists():
         raise UserError(f"--resume: {path} holds no run to continue (no checkpoint or metrics); "
                         "drop --resume to start a new run there")
 
