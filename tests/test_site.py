@@ -30,6 +30,8 @@ TOUR_PAYOFF = {
         {"run": "transformer", "label": "transformer", "kind": "routed", "quality": 2.0457, "compute": 202688.0,
          "seed": 2},
         {"run": "odd", "label": HOSTILE, "kind": "routed", "quality": 2.3, "compute": 300000.0, "seed": 1},
+        # a label is text on the figure too, never mathtext (this one would not parse)
+        {"run": "odder", "label": "$\\frac{$ $5$", "kind": "routed", "quality": 2.2, "compute": 310000.0, "seed": 1},
     ],
 }
 MOE_PAYOFF = {

@@ -207,7 +207,7 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
         # a tag stays inside its panel and out of the layout
         note = ax.annotate(text, (p.compute, p.quality), xytext=(5 * side, 3 if up > 0 else -3),
                            textcoords="offset points", fontsize=6.5, ha="left" if side > 0 else "right",
-                           va="bottom" if up > 0 else "top", color="#333", clip_on=True)
+                           va="bottom" if up > 0 else "top", color="#333", clip_on=True, parse_math=False)
         note.set_in_layout(False)
 
 
