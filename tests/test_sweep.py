@@ -228,3 +228,17 @@ def test_ray_executor_gives_the_same_numbers(local_sweep, tmp_path, monkeypatch)
     marker = json.loads((out / "seed-0" / sweep.MARKER).read_text())
     assert marker["threads"] == 1
     assert comparable(out / "seed-0") == comparable(local_sweep / "seed-0")
+
+
+def test_seed_figures_draw_every_seed_and_the_mean():
+    from nnlabs.report.figures import new_figure, plt
+    from nnlabs.report.stats import plot_seed_curves, plot_seeds
+
+    fig, axes = new_figure(2)
+    ci = plot_seeds(axes[0][0], 1.0, [2.0, 2.2, 2.1], color="C0", label="moe")
+    assert ci.n == 3 and len(axes[0][0].collections[0].get_offsets()) == 3  # the three faint seeds
+    plot_seed_curves(axes[0][1], [([0, 10, 20], [3.0, 2.5, 2.0]), ([0, 10, 20], [3.2, 2.7, 2.2])], color="C1",
+                     label="dense")
+    lines = axes[0][1].get_lines()
+    assert len(lines) == 3 and list(lines[-1].get_ydata()) == pytest.approx([3.1, 2.6, 2.1])
+    plt.close(fig)

@@ -197,3 +197,31 @@ def seed_values(runs: list[Run], value: Callable[[Run], float]) -> dict[str, dic
 def across_seeds(runs: list[Run], value: Callable[[Run], float], level: float = LEVEL) -> dict[str, Interval]:
     """{run name: mean and interval of value(run) over its seeds}, e.g. for a report table's cells."""
     return {name: mean_ci(list(vals.values()), level) for name, vals in seed_values(runs, value).items()}
+
+
+# -----------------------------------------------------------------------------
+# on a figure: every seed faint, the mean on top (`ax` is a matplotlib Axes; nothing here imports pyplot)
+
+SEED_ALPHA = 0.3
+
+
+def plot_seeds(ax, x: float, values: Sequence[float], *, color: str, label: str | None = None, marker: str = "o"):
+    """Every seed's value as a faint point at `x`, their mean on top with its 95 % interval as an error
+    bar (no bar for one seed). Returns the mean's Interval."""
+    ci = mean_ci(values)
+    ax.scatter([x] * len(values), values, s=14, color=color, alpha=SEED_ALPHA, marker=marker, linewidths=0)
+    yerr = [[ci.mean - ci.low], [ci.high - ci.mean]] if ci.n > 1 else None
+    ax.errorbar([x], [ci.mean], yerr=yerr, color=color, marker=marker, capsize=3, label=label)
+    return ci
+
+
+def plot_seed_curves(ax, curves: Sequence[tuple[Sequence[float], Sequence[float]]], *, color: str,
+                     label: str | None = None) -> None:
+    """Every seed's curve (xs, ys) as a faint line, the mean over seeds at the x values all of them share
+    on top (runs of one setting evaluate at the same steps, so that is every point)."""
+    for xs, ys in curves:
+        ax.plot(xs, ys, color=color, alpha=SEED_ALPHA, linewidth=0.8)
+    shared = sorted(set.intersection(*(set(xs) for xs, _ in curves))) if curves else []
+    if shared:
+        at = [dict(zip(xs, ys)) for xs, ys in curves]
+        ax.plot(shared, [sum(a[x] for a in at) / len(at) for x in shared], color=color, linewidth=1.6, label=label)
