@@ -183,7 +183,8 @@ class Progress:
 
 def submit_local(seeds: list[Seed], jobs: int):
     pool = cf.ThreadPoolExecutor(max_workers=jobs)
-    return [pool.submit(run_seed, s) for s in seeds], jobs, lambda: pool.shutdown(wait=True)
+    # on Ctrl-C the running seeds stop with it (same process group); the queued ones must not start
+    return [pool.submit(run_seed, s) for s in seeds], jobs, lambda: pool.shutdown(wait=True, cancel_futures=True)
 
 
 def submit_ray(seeds: list[Seed], address: str | None):
