@@ -10,6 +10,7 @@ import pytest
 from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import (
     BOOL,
+    App,
     INT,
     EvalError,
     Lam,
@@ -22,6 +23,7 @@ from nnlabs.labs.dreamcoder.dsl import (
     parse,
     resolve,
     show,
+    spine,
     tlist,
     typeof,
 )
@@ -141,6 +143,21 @@ def test_a_near_certain_choice_does_not_end_the_search():
     fast = sorted((show(p), round(c, 9)) for c, p, _, _ in Enumerator(g, w, prune_equivalent=False).programs(
         request, (), {}, 0, 6.0))
     assert len(naive) > 10 and fast == naive
+
+
+@pytest.mark.parametrize("corpus", [
+    ["(lam (car $0))", "(lam (car $0))", "(lam (+ (car $0) 1))", "(lam (car (cdr $0)))", "(lam (car (cdr (cdr $0))))"],
+    [f"(lam (map (lam (+ $0 {k})) (filter (lam (gt? $0 {t})) {xs})))"
+     for k, t, xs in ((3, 3, "$0"), (3, 1, "$0"), (3, 2, "$0"), (2, 0, "$0"), (3, 3, "(cdr $0)"))],
+], ids=["car in a wrapper", "a constant of fn_0"])
+def test_compression_keeps_no_abstraction_without_structure(corpus):
+    # before the structure penalty these gave `(lam (car $0))` and `(lam (lam (fn_0 3 $1 $0)))`
+    result = compress([parse(t) for t in corpus], iterations=4, max_arity=3)
+    for inv in result.abstractions:
+        body = inv.body
+        while body.__class__ is Lam:
+            body = body.body
+        assert any(arg.__class__ in (App, Lam) for arg in spine(body)[1]), show(inv.body)
 
 
 def test_compression_finds_the_shared_abstraction():

@@ -9,7 +9,8 @@ Our compressor, in four readable steps per iteration:
                 application or lambda 1): utility(A) = cost(corpus) - cost(corpus rewritten with A)
                 - cost(body of A).  That is the MDL gain: corpus + library gets shorter by exactly this.
                 Candidates are ranked by an estimate over matching subtrees, the top few rescored exactly.
-  3. accept   — the best candidate if its utility is positive; it becomes `fn_k = (lam (lam ... body))`,
+  3. accept   — the best candidate that adds structure (see `adds_structure`) if its utility is
+                positive; it becomes `fn_k = (lam (lam ... body))`,
                 holes turned into the outer lambdas' variables.
   4. rewrite  — every program, top-down: a subtree that matches becomes `(fn_k arg0 arg1 ...)`.
 Repeat while it helps (or up to `iterations`). Later abstractions can use earlier ones.
@@ -209,6 +210,23 @@ def propose(programs, max_arity: int, max_per_bucket: int = 60):
     return sorted(scored.items(), key=lambda kv: (-kv[1][0], show(kv[0])))
 
 
+def adds_structure(pattern: Program) -> bool:
+    """Does the pattern nest one application or lambda inside another (under its own lambdas)?
+
+    A pattern that is one head applied to leaves only — `(car #0)`, `(lam (map #0 $0))`, `(fn_0 3 #0)` —
+    wraps a single primitive or fixes constants of an earlier abstraction. Under Stitch's cost model it
+    can still pay once (an eta-reduced wrapper saves a lambda, an application and a variable per use; a
+    fixed constant saves a leaf), but it adds nothing the grammar cannot build from the head itself and
+    splits the head's probability mass. Our structure penalty, in the spirit of DreamCoder's prior on
+    the library: such an abstraction pays for its length at every use, and since one use saves less
+    than the body's length (the head and every fixed leaf are in it), it is never kept. Stitch has no
+    such penalty, so on corpora where it keeps one our compression ratio is lower by that much."""
+    while pattern.__class__ is Lam:
+        pattern = pattern.body
+    _, args = spine(pattern)
+    return any(a.__class__ in (App, Lam) for a in args)
+
+
 def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, rescore: int = 12) -> Compression:
     """Accept the best abstraction while it shortens corpus + library; rewrite; repeat."""
     t0 = time.perf_counter()
@@ -216,7 +234,8 @@ def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, 
     for k in range(iterations):
         before = sum(cost(p) for p in programs)
         best = None
-        for pat, (estimate, arity) in propose(programs, max_arity)[:rescore]:
+        candidates = [(pat, score) for pat, score in propose(programs, max_arity) if adds_structure(pat)]
+        for pat, (estimate, arity) in candidates[:rescore]:
             if estimate <= 0:
                 break
             try:
