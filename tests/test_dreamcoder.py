@@ -10,8 +10,8 @@ import pytest
 from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import (
     BOOL,
-    App,
     INT,
+    App,
     EvalError,
     Lam,
     ParseError,
