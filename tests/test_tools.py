@@ -65,9 +65,9 @@ def test_the_engine_copies_the_query_into_the_call_and_splices_the_real_output(q
     assert VOCAB.decode(out) == f"{call}<RESULT>{output}<ANSWER>77"
     trace = read_trace(VOCAB, [VOCAB.stoi[ToolTokens.CALL]] + out)
     assert (trace["call"], trace["output"], trace["answer"]) == (call, output, "77")
-    # one call per answer: a second is refused
-    again = splice(prompt + out[:-1] + [VOCAB.stoi[ToolTokens.CALL]])
-    assert VOCAB.decode(again) == f"{call}<RESULT>error<ANSWER>"
+    # a call only as the decision: a second call, or one after <NO_TOOL>, is refused
+    for row in (prompt + out[:-1], prompt[:-1] + [VOCAB.stoi[ToolTokens.NO]] + VOCAB.encode("7")):
+        assert VOCAB.decode(splice(row + [VOCAB.stoi[ToolTokens.CALL]])) == "<RESULT>error<ANSWER>"
 
 
 def test_policy_gradient_sign_follows_the_price():

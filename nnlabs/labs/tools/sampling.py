@@ -25,19 +25,20 @@ from nnlabs.spine.data import Vocab
 
 def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
     """When the row ends with <CALL_TOOL>: the call copied from the query, <RESULT>, the tool's output (≤ max_out
-    characters; 'error' for a call the tool refuses, or a second call) and <ANSWER>."""
-    call_id = vocab.stoi[ToolTokens.CALL]
-    result_id, answer_id = vocab.stoi[ToolTokens.RESULT], vocab.stoi[ToolTokens.ANSWER]
+    characters; 'error' for a call the tool refuses) and <ANSWER>."""
+    tok = ToolTokens
+    call_id, result_id, answer_id = vocab.stoi[tok.CALL], vocab.stoi[tok.RESULT], vocab.stoi[tok.ANSWER]
+    specials = {vocab.stoi[t] for t in (tok.CALL, tok.NO, tok.RESULT, tok.ANSWER)}
 
     def splice(row: list[int]) -> list[int] | None:
         if row[-1] != call_id:
             return None
-        # the query: the text after the start token, up to the first decision
-        query = vocab.decode(row[1:row.index(call_id)])
+        # a call only as the decision, right after the query (row[0] is the start token): one per answer
+        if any(t in specials for t in row[1:-1]):
+            return [result_id] + vocab.encode("error") + [answer_id]
+        query = vocab.decode(row[1:-1])
         call = f"{'calc' if query.endswith('=') else 'lookup'}({query[:-1]})"
         try:
-            if row.count(call_id) > 1:
-                raise suite.ToolError("one call per answer")
             out = suite.run_call(call, table)[:max_out]
         except suite.ToolError:
             out = "error"
