@@ -79,6 +79,22 @@ def main() -> None:
         if i % 2 == 1:
             act_macs, act_dt = rows[i - 1][1], rows[i - 1][2]
             print(f"{'':22s} ACT / fixed: MACs x{act_macs / macs:.3f}, wall time x{act_dt / dt:.2f}")
+    # PonderNet's training step reads every pass out through the LM head (sum_n p_n L(y_n)); ACT's reads the
+    # p-weighted state once. Both run all 8 passes here (halting bias -3), so the ratio is the readouts' price.
+    y = torch.randint(15, (B, T))
+    times = {}
+    for halting in ("act", "ponder", "act", "ponder"):  # alternated, so drift in machine load hits both
+        model = RecurrentDepth(config, ActConfig(halting=halting, max_steps=8, window=2, halt_bias=-3.0))
+        model.train()
+        _, loss = model(x, y)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            _, loss = model(x, y)
+            loss.backward()
+        times.setdefault(halting, []).append((time.perf_counter() - t0) / repeats)
+    act_s, ponder_s = (min(times[k]) for k in ("act", "ponder"))
+    print(f"training step, 8 passes: ACT {1000 * act_s:.2f} ms, PonderNet {1000 * ponder_s:.2f} ms "
+          f"(x{ponder_s / act_s:.2f}: one LM-head readout per pass)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from nnlabs.cli import lab_diff
 from nnlabs.labs import act
 from nnlabs.labs.act import experiment, metrics
 from nnlabs.labs.act.data import VOCAB
-from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
+from nnlabs.labs.act.halting import ActConfig, HaltingUnit, RecurrentDepth
 from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
@@ -96,6 +96,35 @@ def test_ponder_kl_is_a_distribution_and_trains_the_halting_unit():
     assert float(m.halting.aux_loss.detach()) >= 0
     m.halting.aux_loss.backward()
     assert m.halting.linear.bias.grad.abs() > 0
+
+
+def test_ponder_prior_is_the_renormalised_truncated_geometric():
+    # KL(p || p_G) = 0 when p is the prior itself: p_G(n) = lp (1 - lp)^(n-1) / (1 - (1 - lp)^N), n = 1..N
+    lp, cap = 0.3, 5
+    prior = torch.tensor([lp * (1 - lp) ** n for n in range(cap)]) / (1 - (1 - lp) ** cap)
+    assert float(prior.sum()) == pytest.approx(1.0)
+    kl = sum(HaltingUnit.kl_term(prior[n:n + 1], n, lp, cap) for n in range(cap))
+    assert float(kl) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ponder_trains_on_the_expected_loss_and_halts_by_sampling_at_evaluation():
+    m = model("ponder", prior=0.3, halt_bias=3.0)  # lambda ~ 0.95 on every pass
+    x, y = torch.randint(V, (4, 6)), torch.randint(V, (4, 6))
+    _, loss = m(x, y)  # training: p_1 = 0.95, p_2 = 0.05 * 0.95 -> the mass passes 1 - eps at pass 2
+    assert m.halting.steps.eq(2).all()
+    nll = [torch.nn.functional.cross_entropy(m.lm_head(m.ln_f(s)), y.reshape(-1)[rows], reduction="none")
+           for rows, _, s in m.halting.passes]
+    expected = sum((p * l).sum() for (_, p, _), l in zip(m.halting.passes, nll)) / y.numel()
+    kl = m.act.beta * m.halting.reg.mean()
+    assert float(loss) == pytest.approx((expected + kl).item() + float(m.diagnostics["nll"]), rel=1e-5)
+    loss.backward()  # the reported NLL of the p-weighted state carries no gradient; the expected loss does
+    assert m.halting.linear.bias.grad.abs() > 0
+    m.eval()
+    m(x)
+    first = m.halting.steps.clone()
+    assert first.float().mean() < 1.2  # sampled: halts at pass 1 with probability ~0.95
+    m(x)
+    assert torch.equal(m.halting.steps, first)  # the sampler is seeded: evaluation repeats exactly
 
 
 def expected_macs(m, calls, T):
@@ -220,7 +249,8 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
         assert (tmp_path / name).exists(), name
     a = json.loads((tmp_path / "parity-act_tau0.01" / "analysis.json").read_text())
     assert {"test", "lengthgen"} <= set(a["splits"]) and a["splits"]["test"]["macs_per_example"] > 0
-    metrics = [json.loads(line) for line in (tmp_path / "parity-ponder" / "metrics.jsonl").read_text().splitlines()]
+    ponder = tmp_path / "parity-ponder_lp0.2" / "metrics.jsonl"
+    metrics = [json.loads(line) for line in ponder.read_text().splitlines()]
     assert {"step", "split", "loss", "tokens", "macs", "wall_s"} <= set(metrics[-1])
     assert "run_blocks" in lab_diff("act")
     assert "5.5 — a mixture of experts inside the shared block" in (tmp_path / "report.md").read_text()

@@ -18,7 +18,7 @@ from nnlabs.labs.act.report import report
 H = "nnlabs.labs.act.halting"
 PATCHES = [
     Patch(lab=f"{H}:RecurrentDepth.step", spine="nnlabs.spine.models:Block.forward",
-          why="one pass of the shared block, on the running rows only, after a step embedding"),
+          why="s <- Block(s + e_n) on the running rows only; `state` and the key/value cache are [BT, C]"),
     Patch(lab=f"{H}:RecurrentDepth.run_blocks", spine="nnlabs.spine.models:Transformer.run_blocks",
           why="passes of one block instead of a stack; a halting rule weighs each pass and stops positions"),
     Patch(lab=f"{H}:HaltingUnit", why="h_n = sigmoid(w . s_n + b) per running position, made by a rule into p_n"),

@@ -29,7 +29,9 @@ MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from 
     "fixed1": {"halting": "fixed", "max_steps": 1}, "fixed2": {"halting": "fixed", "max_steps": 2},
     "fixed4": {"halting": "fixed", "max_steps": 4}, "fixed8": {"halting": "fixed", "max_steps": 8},
     "act_tau0.001": {"halting": "act", "tau": 0.001}, "act_tau0.01": {"halting": "act", "tau": 0.01},
-    "act_tau0.1": {"halting": "act", "tau": 0.1}, "ponder": {"halting": "ponder"},
+    "act_tau0.1": {"halting": "act", "tau": 0.1},
+    # PonderNet with lambda_p of its geometric prior swept: the prior's mean is 1 / lambda_p passes (before the cap)
+    **{f"ponder_lp{lp}": {"halting": "ponder", "prior": lp} for lp in (0.1, 0.2, 0.4)},
 }
 ALL = tuple(MODELS)
 # 5.5: the shared block's feed-forward as a top-2 mixture of 4 experts (Part 4's MoE), upcycled from the
@@ -38,10 +40,14 @@ EXPERTS, TOP_K = 4, 2
 MODELS.update({f"{name}_moe{EXPERTS}": {**MODELS[name], "experts": EXPERTS}
                for name in ("fixed2", "fixed8", "act_tau0.001")})
 MOE = ("fixed8_moe4", "act_tau0.001_moe4")
-# Attention sees only the previous position (and itself): information crosses one position per pass, so
-# the passes a position needs grow with how far back its answer depends. One pass cannot see a whole
-# parity string; eight can span the suite's training lengths.
-WINDOW = 2
+# the quick budget's addition: the depth curriculum, ACT at the two useful tau, one PonderNet
+ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2")
+# Parity, parens, sortedness: attention sees only the previous position (and itself), so information crosses
+# one position per pass and the passes a position needs grow with how far back its answer depends. One pass
+# cannot see a whole parity string; eight can span the suite's training lengths. Addition sees the whole
+# prefix: its answer digit i needs operand digits i and i - 1 (pack v2 writes the sum least-significant
+# digit first), up to 2n + 2i positions back, which a window of two would make a matter of reach.
+WINDOW = {"parity": 2, "addition": 0, "parens": 2, "sortedness": 2}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,12 +65,12 @@ class ActBudget:
 
 
 BUDGETS = {
-    "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder", "fixed2_moe4",
+    "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder_lp0.2", "fixed2_moe4",
                                         "act_tau0.001_moe4")},
                       iters=12, grow=6, finetune=6, batch=16, n_embd=16, max_steps=2, lr=1e-3, exit=(0.9,),
                       sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}),
-    "quick": ActBudget(tasks={"parity": ALL + MOE}, iters=300, grow=800, finetune=300, batch=64, n_embd=64,
-                       max_steps=8, lr=1e-3, exit=(0.9, 0.99),
+    "quick": ActBudget(tasks={"parity": ALL + MOE, "addition": ADDITION}, iters=300, grow=800, finetune=300,
+                       batch=64, n_embd=64, max_steps=8, lr=1e-3, exit=(0.9, 0.99),
                        sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}),
     "full": ActBudget(tasks={t: ALL + (MOE if t == "parity" else ()) for t in algorithmic.TASKS},
                       iters=300, grow=1000, finetune=500, batch=64, n_embd=64, max_steps=8, lr=1e-3,
@@ -72,12 +78,12 @@ BUDGETS = {
 }
 
 
-def build_model(budget: ActBudget, name: str, block_size: int) -> RecurrentDepth:
-    spec = {"max_steps": budget.max_steps, "window": WINDOW, **MODELS[name]}
+def build_model(budget: ActBudget, name: str, block_size: int, task: str = "parity") -> RecurrentDepth:
+    spec = {"max_steps": budget.max_steps, "window": WINDOW[task], **MODELS[name]}
     experts = spec.pop("experts", 0)
     if spec["halting"] != "fixed":
         # start by pondering to the cap (h ~ 0.05), learn to stop early later
-        spec.update(halt_bias=-3.0, prior=0.2)
+        spec["halt_bias"] = -3.0
     config = ModelConfig(vocab_size=len(VOCAB), block_size=block_size, n_layer=1, n_head=4, n_embd=budget.n_embd)
     if not experts:
         return RecurrentDepth(config, ActConfig(**spec))
@@ -114,7 +120,7 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
     directory (+ one directory per early-exit threshold in `exits`, which reuse this model)."""
     block_size = max(seq_len(r) for rows in splits.values() for r in rows)
     torch.manual_seed(args.seed)
-    model = build_model(budget, name, block_size)
+    model = build_model(budget, name, block_size, task)
     iters = budget.iters
     if init_from is not None:
         iters = budget.finetune if model.act.halting != "fixed" else budget.grow
@@ -162,6 +168,8 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
 def main(argv: list[str]) -> int:
     p = lab_parser("act", __doc__.split("\n\n")[0], BUDGETS, seed=0)
     p.add_argument("--tasks", default="", help="comma-separated subset of the budget's tasks")
+    p.add_argument("--models", default="", help="comma-separated subset of the budget's models (keep the fixed "
+                   "models the others start from)")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
@@ -174,7 +182,7 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     for task in tasks:
         splits = load_task(task, args.seed, budget.sizes)
-        names = budget.tasks[task]
+        names = [n for n in budget.tasks[task] if not args.models or n in args.models.split(",")]
         family = {n: MODELS[n].get("experts", 0) for n in names}  # dense (0) or MoE: one curriculum each
         deepest = {f: max((n for n in names if family[n] == f and MODELS[n]["halting"] == "fixed"),
                           key=lambda n: MODELS[n]["max_steps"]) for f in set(family.values())}

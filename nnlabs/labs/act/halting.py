@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 
@@ -19,7 +20,7 @@ class ActConfig:
     max_steps: int = 8  # passes of the shared block: exactly this many when fixed, at most this many otherwise
     tau: float = 0.01  # ACT: weight of the ponder cost in the loss
     eps: float = 0.01  # halt once the halting mass reaches 1 - eps
-    prior: float = 0.5  # PonderNet: lambda_p of the geometric prior over halting steps
+    prior: float = 0.5  # PonderNet: lambda_p of the (truncated, renormalised) geometric prior over halting steps
     beta: float = 0.01  # PonderNet: weight of KL(p || geometric prior)
     window: int = 0  # attention sees the last `window` positions (itself included); 0 = the whole prefix
     halt_bias: float = -1.0  # initial halting logit: sigmoid(-1) = 0.27, so ~4 passes before training
@@ -41,10 +42,10 @@ class HaltingUnit(nn.Module):
     @staticmethod
     def ponder_p(lam, survive, rows):
         return lam * survive[rows], survive.index_copy(0, rows, survive[rows] * (1 - lam))
-    # one term of KL(p || p_G) = sum_n p_n (log p_n - log p_G(n)), p_G(n) = lambda_p (1 - lambda_p)^(n-1)
+    # a term of KL(p || p_G) = sum_n p_n log(p_n / p_G(n)); p_G(n) = lambda_p (1-lambda_p)^(n-1) / (1 - (1-lambda_p)^N)
     @staticmethod
-    def kl_term(p, n, prior):
-        return p * (torch.log(p.clamp_min(1e-8)) - (math.log(prior) + n * math.log(1 - prior)))
+    def kl_term(p, n, prior, cap):
+        return p * (torch.log(p.clamp_min(1e-8)) - math.log(prior * (1 - prior) ** n / (1 - (1 - prior) ** cap)))
 
     def __init__(self, n_embd: int, cfg):
         super().__init__()
@@ -54,16 +55,20 @@ class HaltingUnit(nn.Module):
         self.aux_loss, self.stats, self.steps = None, {}, None  # steps: [B, T] passes of the last forward
 
     def forward(self, s: torch.Tensor, n: int, rows: torch.Tensor):
-        cfg, zeros = self.cfg, s.new_zeros(len(rows))
+        cfg, zeros, last = self.cfg, s.new_zeros(len(rows)), n == self.cfg.max_steps - 1
         if n == 0:  # pass 0 runs every position: [BT] sum_{i<n} p_i, prod_{i<n} (1 - lambda_i), rho or KL
-            self.mass, self.survive, self.reg = zeros, zeros + 1, zeros
+            self.mass, self.survive, self.reg, self.passes = zeros, zeros + 1, zeros, []
         # [R] h_n (fixed depth: h_n = 0, all the mass at the cap) and sum_{i<n} p_i
         p, mass = zeros if cfg.halting == "fixed" else torch.sigmoid(self.linear(s)).squeeze(-1), self.mass[rows]
+        if cfg.halting == "ponder" and not self.training:  # PonderNet evaluates by sampling: halt with prob lambda_n
+            halt = torch.bernoulli(p, generator=torch.Generator(s.device).manual_seed(n)).bool() | last
+            return halt.to(p.dtype), halt
         if cfg.halting == "ponder":
             p, self.survive = self.ponder_p(p, self.survive, rows)
-        p, halt, rho = self.graves_halt(p, mass, cfg.eps, n, n == cfg.max_steps - 1)
-        cost = self.kl_term(p, n, cfg.prior) if cfg.halting == "ponder" else rho
+        p, halt, rho = self.graves_halt(p, mass, cfg.eps, n, last)
+        cost = self.kl_term(p, n, cfg.prior, cfg.max_steps) if cfg.halting == "ponder" else rho
         self.reg, self.mass = self.reg.index_add(0, rows, cost), self.mass.index_copy(0, rows, mass + p)
+        self.passes.append((rows, p, s))  # for PonderNet's loss, sum_n p_n L(y_n) (RecurrentDepth.finish)
         return p, halt
 
     def report(self, steps: torch.Tensor) -> None:
@@ -75,10 +80,9 @@ class HaltingUnit(nn.Module):
 
 
 class RunningAttention(nn.Module):
-    # the spine's `mix` for the running queries only; halted positions stay keys and values (their last pass)
     def forward(self, q, k, v, rows, T, mix, window):
-        offset = torch.arange(T, device=k.device)[:, None] - torch.arange(T, device=k.device)[None, :]
-        band = (offset >= 0) & (offset < window) if window else None  # query t sees t - window + 1 .. t
+        # the spine's `mix` for the running queries only; halted positions stay keys and values (their last pass)
+        band = torch.ones(T, T, dtype=torch.bool, device=k.device).tril().triu(1 - window) if window else None
         q = torch.zeros_like(k).index_copy(0, rows, q)  # [BT, C]
         return mix(*(t.view(-1, T, t.size(1)) for t in (q, k, v)), band).flatten(0, 1)[rows]  # [R, C]
 
@@ -100,8 +104,19 @@ class RecurrentDepth(Transformer):
         nn.init.normal_(self.wse.weight, 0.0, 0.02)
         self.attend, self.halting = RunningAttention(), HaltingUnit(config.n_embd, act)
 
+    def finish(self, logits, targets):
+        # PonderNet trains on the expected loss over the halting pass, sum_n p_n L(y_n), every pass read out
+        # by the LM head; the NLL of the p-weighted state is then only reported (its logits detached)
+        if self.act.halting == "ponder" and self.training and targets is not None:
+            flat = targets.reshape(-1)  # [BT]
+            nll = (F.cross_entropy(self.lm_head(self.ln_f(s)), flat[rows], ignore_index=-1, reduction="none")
+                   for rows, _, s in self.halting.passes)  # [R] per pass
+            expected = sum((p * loss).sum() for (_, p, _), loss in zip(self.halting.passes, nll))
+            self.halting.aux_loss = self.halting.aux_loss + expected / (flat >= 0).sum()
+            logits = logits.detach()
+        return super().finish(logits, targets)
+
     def step(self, state, n, rows, kv, T):
-        """s <- Block(s + e_n) on the running rows only; `state` and the key/value cache are [BT, C]."""
         blk = self.blocks[0]
         x = state[rows] + self.wse.weight[n]  # [R, C]
         q, k, v = blk.attn.project(blk.ln1(x))  # [R, C] each
@@ -110,22 +125,20 @@ class RecurrentDepth(Transformer):
         return x + blk.ffn(blk.ln2(x)), kv
 
     def run_blocks(self, x, mask=None, rule=None):
-        B, T, C = x.shape
-        rule = rule or self.halting
-        state = x.reshape(B * T, C)  # [BT, C]
+        state, T = x.flatten(0, 1), x.size(1)  # [BT, C] from [B, T, C]
         kv = (torch.zeros_like(state), torch.zeros_like(state))  # [BT, C] each
         out = torch.zeros_like(state)  # [BT, C] y = sum_n p_n s_n
-        rows = torch.arange(B * T, device=x.device)  # [R] positions still running
-        steps = torch.zeros(B * T, dtype=torch.long, device=x.device)  # [BT] passes run
+        rows = torch.arange(len(state), device=x.device)  # [R] positions still running
+        steps = torch.zeros_like(rows)  # [BT] passes run
         for n in range(self.act.max_steps):
             s, kv = self.step(state, n, rows, kv, T)  # [R, C] s_n
             state = state.index_copy(0, rows, s)  # a halted row is frozen: never computed again
             steps = steps.index_add(0, rows, torch.ones_like(rows))
-            p, halt = rule(s, n, rows)  # [R] p_n, [R] whether n = N
+            p, halt = (rule or self.halting)(s, n, rows)  # [R] p_n, [R] whether n = N
             out = out.index_add(0, rows, p.unsqueeze(-1) * s)
             rows = rows[~halt]
             if rows.numel() == 0:
                 break
-        rule.report(steps.view(B, T))
-        return out.view(B, T, C)
+        (rule or self.halting).report(steps.view(x.shape[:2]))
+        return out.view_as(x)
 

@@ -165,7 +165,7 @@ def moe_runs(rs: list[dict]) -> list[dict]:
 def moe_section(task: str, rs: list[dict]) -> list[str]:
     """5.5 in the report: each MoE run beside its dense twin, and what its routing depends on."""
     twins = {a["model"]: a for a in rs}
-    moe = next(a["config"]["moe"] for a in moe_runs(rs))
+    moe = next(a["config"].get("moe") or {"top_k": "k", "n_experts": a["experts"]} for a in moe_runs(rs))
     lines = [f"## 5.5 — a mixture of experts inside the shared block ({task})", "",
              f"The block's feed-forward replaced by Part 4's top-{moe['top_k']} mixture of {moe['n_experts']} "
              "experts, each as large as the dense feed-forward (composed through the spine's `ffn_factory`; "
@@ -238,19 +238,73 @@ def analyses(out: Path) -> dict[str, list[dict]]:
     return {t: runs[t] for t in algorithmic.TASKS if t in runs}
 
 
+def one_seed(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each model's run at its lowest seed: what the figures, the explorable and the single-run tables show."""
+    first: dict[str, list[dict]] = {}
+    for task, rs in runs.items():
+        lowest = {}
+        for a in rs:
+            if a["model"] not in lowest or (a["seed"] or 0) < (lowest[a["model"]]["seed"] or 0):
+                lowest[a["model"]] = a
+        first[task] = [a for a in rs if lowest[a["model"]] is a]
+    return first
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    """Mean and range over seeds, e.g. `97.3 (95.0–99.2)`; a single value as it is."""
+    values = [scale * v for v in values]
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def seeds_section(task: str, rs: list[dict]) -> list[str]:
+    """Every model over the seeds that ran it: mean and range of accuracy, passes and compute; PonderNet's
+    settled step count beside its prior's lambda_p."""
+    by_model: dict[str, list[dict]] = {}
+    for a in rs:
+        by_model.setdefault(a["model"], []).append(a)
+    rows = []
+    for name, group in by_model.items():
+        test, gen = [a["splits"]["test"] for a in group], [a["splits"]["lengthgen"] for a in group]
+        rows.append([name, ", ".join(str(a["seed"]) for a in sorted(group, key=lambda a: a["seed"] or 0)),
+                     spread([t["acc"] for t in test], 100), spread([g["acc"] for g in gen], 100),
+                     spread([t["steps_answer"] for t in test], digits=2),
+                     spread([t["steps_position"] for t in test], digits=2),
+                     spread([t["macs_per_example"] for t in test], 1e-6, digits=2)])
+    lines = [f"### {task}: every seed", "", "Mean (range) over the seeds listed; accuracies in %, compute in "
+             "millions of MACs per example (test).", "",
+             markdown_table(["model", "seeds", "test acc", "lengthgen acc", "passes at answer", "passes / position",
+                             "MACs / example (M)"], rows)]
+    ponder = [(name, group) for name, group in by_model.items() if group[0]["kind"] == "ponder"]
+    if ponder:
+        lines += ["PonderNet halts at evaluation by sampling its halting pass (probability lambda_n at pass n), as "
+                  "in the paper; its loss is the expected loss over the halting pass plus beta KL(p || p_G) against "
+                  "the renormalised truncated geometric prior. Settled step count by the prior's lambda_p "
+                  f"(cap {ponder[0][1][0]['max_steps']} passes): "
+                  + "; ".join(f"lambda_p = {g[0]['config']['act']['prior']}: "
+                              f"{spread([a['splits']['test']['steps_position'] for a in g], digits=2)} passes per "
+                              f"position, {spread([a['splits']['test']['steps_answer'] for a in g], digits=2)} at the "
+                              f"answer, {spread([a['splits']['test']['acc'] for a in g], 100)}% on test"
+                              for _, g in ponder) + ".", ""]
+    return lines
+
+
 def report(out: Path) -> None:
     out = Path(out)
-    runs = analyses(out)
-    if not runs:
+    every_seed = analyses(out)
+    if not every_seed:
         raise UserError(f"no run directories with analysis.json under {out}; run `nnlabs lab act` first")
+    runs = one_seed(every_seed)
     fig_accuracy_vs_compute(runs, out)
     fig_halting_by_difficulty(runs, out)
     fig_tau_tradeoff(runs, out)
     fig_per_example(runs, out)
     fig_routing_by_pass(runs, out)
-    write_report(runs, out)
+    write_report(runs, out, every_seed)
     write_explorable(runs, out)
-    write_payoff(runs, out)
+    write_payoff(every_seed, out)
 
 
 def write_payoff(runs, out: Path) -> None:
@@ -264,16 +318,16 @@ def write_payoff(runs, out: Path) -> None:
     (out / "payoff.json").write_text(json.dumps(payoff, indent=1) + "\n", encoding="utf-8")
 
 
-def write_report(runs, out: Path) -> None:
+def write_report(runs, out: Path, every_seed) -> None:
     lab = json.loads((out / "lab.json").read_text()) if (out / "lab.json").exists() else {}
-    window = next(iter(runs.values()))[0]["config"]["act"]["window"]
     lines = ["# Part 5 — adaptive computation: passes of one shared block, with a halting unit", "",
              f"Budget `{lab.get('budget', '?')}`, seed {lab.get('seed', '?')}, wall time {lab.get('wall_s', '?')} s, "
              f"tasks: {', '.join(lab.get('tasks', runs))} (the `full` budget runs all four). "
              "Every number below is computed from the run directories beside this file. "
              "Compute = forward MACs per example, measured by `count_macs` on the rows actually run "
              "(halted positions are gathered out of the computation, so they cost nothing).", "",
-             f"Every model is one transformer block (window of {window} positions) applied for several passes. "
+             "Every model is one transformer block applied for several passes (its attention window per task "
+             "below). "
              "Training is a depth curriculum: the shallowest fixed model trains from scratch, each deeper one "
              "starts from the previous, and ACT and PonderNet models start from the deepest fixed model and "
              "fine-tune with their halting unit (training steps below), so later models have seen more steps. "
@@ -282,7 +336,10 @@ def write_report(runs, out: Path) -> None:
     for task, rs in runs.items():
         field = algorithmic.FIELDS[task][0]
         lo, hi = algorithmic.LENGTHS[task][0]
-        lines += [f"## {task}", "", f"Training {field} {lo}–{hi}; the length-generalisation split is longer.", ""]
+        window = rs[0]["config"]["act"]["window"]
+        sees = f"a window of {window} positions" if window else "the whole prefix"
+        lines += [f"## {task}", "", f"Training {field} {lo}–{hi}; the length-generalisation split is longer. "
+                  f"Attention sees {sees}.", ""]
         rows = []
         for a in rs:
             cfg = a["config"]
@@ -335,9 +392,9 @@ def write_report(runs, out: Path) -> None:
                      "embeddings that training never reached, and the longest need more passes than the cap.")
         for a in rs:
             if a["kind"] == "ponder" and a["splits"]["test"]["steps_position"] > 0.95 * a["max_steps"]:
-                lines.append(f"{a['model']} kept (almost) every position at the cap of {a['max_steps']} passes: "
-                             "its KL to the geometric prior did not move halting earlier within its fine-tune.")
+                lines.append(f"{a['model']} kept (almost) every position at the cap of {a['max_steps']} passes.")
         lines.append("")
+        lines += seeds_section(task, every_seed[task])
         if best:
             b = by_bucket(best["splits"]["test"]["examples"], field)
             r = pearson(list(b), [v["steps_answer"] for v in b.values()])
