@@ -68,6 +68,8 @@ RUNS = {
     "top1_e8_nobal": RunSpec(moe=unbalanced()),
     "top1_e8_lossfree": RunSpec(moe=unbalanced(bias_rate=1e-3)),
     "top1_e8_lossfree_sign": RunSpec(moe=unbalanced(bias_rate=1e-3, bias_sign=True)),
+    # the paper's u = 1e-3 was tuned for 100B tokens; at 800 steps a faster rate settles within the run
+    "top1_e8_lossfree_fast": RunSpec(moe=unbalanced(bias_rate=1e-2)),
     "collapse_none": RunSpec(moe=unbalanced(), **COLLAPSE),
     "collapse_switch": RunSpec(moe=unbalanced(balance_alpha=0.01), **COLLAPSE),
     "collapse_zloss": RunSpec(moe=unbalanced(z_alpha=1e-3), **COLLAPSE),

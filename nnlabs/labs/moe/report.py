@@ -18,6 +18,8 @@ from nnlabs.spine.errors import UserError
 
 SUMMARY_KEYS = ("load_balance_ratio", "utilisation_entropy", "routing_entropy", "dropped_frac", "mi_domain",
                 "mi_char", "mi_domain_given_char", "mi_char_given_domain", "maxvio_global", "top_prob")
+# the balancers compared at the lab's default router initialisation
+DEFAULT_BALANCING = ("top1_e8_nobal", "top1_e8", "top1_e8_lossfree", "top1_e8_lossfree_fast", "top1_e8_lossfree_sign")
 BALANCERS = {"none": "no balancing", "switch": "Switch loss", "zloss": "router z-loss", "noise": "noisy top-k",
              "lossfree": "loss-free bias, proportional", "lossfree_sign": "loss-free bias, sign"}
 
@@ -47,7 +49,8 @@ def last_eval_summary(run: Run) -> dict:
             return float(np.mean([m[key] for m in e["layers"]]))
 
         s.update({k: mean(k) for k in SUMMARY_KEYS})
-        later = [m["instability"] for e in evals[1:] for m in e["layers"]]
+        # None after a resume: the evaluation before it is not in memory
+        later = [m["instability"] for e in evals[1:] for m in e["layers"] if m["instability"] is not None]
         s["instability"] = float(np.mean(later)) if later else float("nan")
         s["lbr_first"] = mean("load_balance_ratio", evals[0])
         s["maxvio_batch"] = evals[-1].get("maxvio_batch")
@@ -186,8 +189,7 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
     from nnlabs.report.figures import new_figure, save
 
     families = [("collapse setting", [n for n in groups if n.startswith("collapse_")]),
-                ("default setting", [n for n in ("top1_e8_nobal", "top1_e8", "top1_e8_lossfree",
-                                                 "top1_e8_lossfree_sign") if n in groups])]
+                ("default setting", [n for n in DEFAULT_BALANCING if n in groups])]
     families = [(title, names) for title, names in families if names]
     if not families:
         return
@@ -347,21 +349,21 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
         if "collapse_none" in S:
             none = S["collapse_none"]
             cured = [n for n in collapse if n != "collapse_none"]
-            worse = [n for n in cured if _paired_text(per_seed, "collapse_none", n, "val", WORDS_LOSS).endswith(
-                "(higher)")]
+            best = min(cured, key=lambda n: S[n]["val"]) if cured else None
             md.append(f"- Without balancing, MaxVio_global ends at {none['maxvio_global']:.2f} "
-                      f"({'≥' if none['maxvio_global'] >= 3 else '<'} 3, the target of a collapse; ceiling 7). "
-                      f"Its val loss is clearly higher than with {', '.join(worse) if worse else 'none of the cures'}"
-                      " (paired over seeds).")
+                      f"({'≥' if none['maxvio_global'] >= 3 else '<'} 3, the target of a collapse; ceiling 7), "
+                      f"val loss {none['val']:.3f}"
+                      + (f"; the best cure by val loss is {best} at {S[best]['val']:.3f}." if best else "."))
             for n in cured:
                 md.append(f"- {n}: val loss minus no balancing "
                           f"{_paired_text(per_seed, n, 'collapse_none', 'val', WORDS_LOSS)}; MaxVio_global minus "
                           f"no balancing {_paired_text(per_seed, n, 'collapse_none', 'maxvio_global', WORDS_VIO)}.")
-    default = [n for n in ("top1_e8", "top1_e8_nobal", "top1_e8_lossfree", "top1_e8_lossfree_sign") if n in S]
+    default = [n for n in DEFAULT_BALANCING if n in S]
     if len(default) > 1:
         labels = {"top1_e8": "Switch loss + z-loss", "top1_e8_nobal": "no balancing",
                   "top1_e8_lossfree": "loss-free bias, proportional (u = 1e-3)",
-                  "top1_e8_lossfree_sign": "loss-free bias, sign (u = 1e-3)"}
+                  "top1_e8_lossfree_sign": "loss-free bias, sign (u = 1e-3)",
+                  "top1_e8_lossfree_fast": "loss-free bias, proportional (u = 1e-2)"}
         md += ["\n## Loss-free balancing as published (default setting)\n",
                "Wang et al. 2024: the bias b steers which experts are selected, never the gate values; after "
                "every batch b_i += u·e_i (proportional, their Appendix C for softmax gates) or u·sign(e_i), with "
@@ -369,14 +371,14 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                markdown_table(header, [[n, labels[n], _interval(per_seed, n, "maxvio_global", ".2f"),
                                         _interval(per_seed, n, "maxvio_batch", ".2f"), _interval(per_seed, n, "val"),
                                         S[n]["seeds"]] for n in default])]
-        if {"top1_e8", "top1_e8_lossfree"} <= set(S):
-            lf = S["top1_e8_lossfree"]
-            md.append(f"- Loss-free (proportional) MaxVio_global {lf['maxvio_global']:.3f} "
-                      f"({'≤' if lf['maxvio_global'] <= 0.1 else '>'} 0.1, the paper's regime) vs the Switch loss "
-                      f"{S['top1_e8']['maxvio_global']:.3f}: difference "
-                      f"{_paired_text(per_seed, 'top1_e8_lossfree', 'top1_e8', 'maxvio_global', WORDS_VIO)}; "
-                      f"val loss difference "
-                      f"{_paired_text(per_seed, 'top1_e8_lossfree', 'top1_e8', 'val', WORDS_LOSS)}.")
+        for n in ("top1_e8_lossfree", "top1_e8_lossfree_fast", "top1_e8_lossfree_sign"):
+            if {"top1_e8", n} <= set(S):
+                lf = S[n]
+                md.append(f"- {labels[n]}: MaxVio_global {lf['maxvio_global']:.3f} "
+                          f"({'≤' if lf['maxvio_global'] <= 0.1 else '>'} 0.1, the paper's regime) vs the Switch "
+                          f"loss {S['top1_e8']['maxvio_global']:.3f}: difference "
+                          f"{_paired_text(per_seed, n, 'top1_e8', 'maxvio_global', WORDS_VIO)}; val loss "
+                          f"difference {_paired_text(per_seed, n, 'top1_e8', 'val', WORDS_LOSS)}.")
     return md
 
 
@@ -401,10 +403,11 @@ def _control_section(S: dict, per_seed: dict[str, list[dict]], main: str) -> lis
                            "excess over null", "seeds"],
                           [[s["cmi_observed"], s["cmi_null"], s["cmi_null_q95"], s["cmi_p"], excess, s["seeds"]]]),
            "\nVerdict, from the control: routing follows **"
-           + (f"domains beyond token identity**: the domain adds {excess:.3f} bits about the expert beyond the "
-              "character, above the null" if follows else
-              f"token identity, not domains**: the domain adds only {excess:.3f} bits beyond the character "
-              "over what shuffled domains give")
+           + (f"tokens first, and domains beyond token identity**: the character carries {s['mi_char']:.2f} bits "
+              f"about the expert, and the domain adds {excess:.3f} bits beyond it over the shuffled-domain null "
+              f"(p ≤ {s['cmi_p']:.3f} in every layer)" if follows else
+              f"token identity, not domains**: the character carries {s['mi_char']:.2f} bits about the expert, "
+              f"and the domain adds only {excess:.3f} bits beyond it over what shuffled domains give")
            + f". Consecutive tokens of a line share their top-1 expert {100 * s['same_rate']:.1f}% of the time, "
            f"against {100 * s['same_uniform']:.1f}% for a uniform router and {100 * s['same_chance']:.1f}% for "
            "two tokens drawn from the actual "
