@@ -54,6 +54,7 @@ def last_eval_summary(run: Run) -> dict:
         s["instability"] = float(np.mean(later)) if later else float("nan")
         s["lbr_first"] = mean("load_balance_ratio", evals[0])
         s["maxvio_batch"] = evals[-1].get("maxvio_batch")
+        s["removal"] = evals[-1].get("removal")
         last = evals[-1]["layers"]
         if "domain_given_char_null" in last[0]:
             null = [m["domain_given_char_null"] for m in last]
@@ -411,10 +412,28 @@ def _control_section(S: dict, per_seed: dict[str, list[dict]], main: str) -> lis
            + f". Consecutive tokens of a line share their top-1 expert {100 * s['same_rate']:.1f}% of the time, "
            f"against {100 * s['same_uniform']:.1f}% for a uniform router and {100 * s['same_chance']:.1f}% for "
            "two tokens drawn from the actual "
-           "utilisation (Mixtral reports 23.6–28.4 % against 12.5 %). figures/specialisation_control.png: the "
+           "utilisation (Mixtral reports 23.6–28.4 % against 12.5 %).\n", *_removal_lines(s.get("removal")),
+           "\nfigures/specialisation_control.png: the "
            "characters two domains share, split by domain, and each domain's loss change when one expert is "
            "removed (its tokens re-routed to their next choice).\n"]
     return md
+
+
+def _removal_lines(removal: list[list[dict]] | None) -> list[str]:
+    """Per layer and domain: the expert whose removal hurts that domain most, beside what it costs the others."""
+    if not removal:
+        return []
+    lines = ["Removing one expert (its tokens re-routed to their next choice), first seed, val loss change in "
+             "nats/char — for each domain the expert it depends on most (not controlled for token identity: "
+             "an expert that handles the digits hurts arithmetic when removed):\n"]
+    for li, experts in enumerate(removal):
+        parts = []
+        for d in DOMAINS:
+            e = max(range(len(experts)), key=lambda i: experts[i][d])
+            others = ", ".join(f"{o} {experts[e][o]:+.3f}" for o in DOMAINS if o != d)
+            parts.append(f"{d} {experts[e][d]:+.3f} without expert {e} ({others})")
+        lines.append(f"- layer {li}: " + "; ".join(parts) + ".")
+    return lines
 
 
 GAP = """
