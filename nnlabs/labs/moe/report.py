@@ -31,7 +31,8 @@ def lab_runs(out: Path) -> dict[str, list[Run]]:
     if not runs:
         raise UserError(f"{out} holds no MoE run directories; run `nnlabs lab moe --out {out}` first")
     order = {name: i for i, name in enumerate(RUNS)}
-    groups = group_by_name(runs)
+    # a seed still training stays out while another seed of the same run has finished
+    groups = {name: [r for r in rs if r.complete] or rs for name, rs in group_by_name(runs).items()}
     return {name: groups[name] for name in sorted(groups, key=lambda n: (order.get(n, len(order)), n))}
 
 
@@ -194,7 +195,7 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
     families = [(title, names) for title, names in families if names]
     if not families:
         return
-    fig, ax = new_figure(2, len(families), width=6.0)
+    fig, ax = new_figure(2, len(families), width=6.0, gridspec_kw={"hspace": 0.45})
     for row, (title, names) in enumerate(families):
         for j, name in enumerate(names):
             colour = plt_colour(j)
@@ -214,10 +215,14 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
         moe = groups[names[0]][0].config["moe"]
         ceiling = moe["n_experts"] / moe["top_k"] - 1
         for col, what in enumerate(("global (validation set)", "per training batch")):
-            ax[row][col].axhline(ceiling, color="k", ls="--", lw=0.8)
-            ax[row][col].text(0, ceiling, f" ceiling E/k - 1 = {ceiling:g}", va="bottom", fontsize=7)
-            ax[row][col].set(title=f"{title}: MaxVio {what}", xlabel="step",
-                             ylabel="MaxVio = (max load - mean) / mean", ylim=(0, ceiling * 1.1))
+            # the collapse row shows the ceiling; a balanced row zooms in and names it in the title
+            top = max([line.get_ydata().max() for line in ax[row][col].get_lines()] + [0.1])
+            if top > ceiling / 3:
+                ax[row][col].axhline(ceiling, color="k", ls="--", lw=0.8)
+                ax[row][col].text(0, ceiling, f" ceiling E/k - 1 = {ceiling:g}", va="bottom", fontsize=7)
+            ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if top > ceiling / 3 else f" (ceiling {ceiling:g})"),
+                             xlabel="step", ylabel="MaxVio = (max load - mean) / mean",
+                             ylim=(0, ceiling * 1.1 if top > ceiling / 3 else top * 1.15))
         ax[row][0].legend(fontsize=6)
     save(fig, figs / "maxvio_over_training", source)
 
