@@ -462,7 +462,10 @@ def payoff(groups: dict[str, list[Run]]) -> dict:
         for run in runs:
             last = [r for r in run.metrics if r["split"] == "val"][-1]
             moe = run.config["moe"]
-            points.append({"run": name, "label": last_eval_summary(run)["label"],
+            # the plain architectures by their FFN, the balancing variants by name
+            variant = name.startswith(("collapse", "top1_e8_"))
+            label = name.replace("_", " ") if variant else last_eval_summary(run)["label"]
+            points.append({"run": name, "label": label,
                            "kind": "routed" if moe else "baseline", "quality": last["loss"],
                            "compute": last["macs"], "seed": run.config["train"]["seed"]})
     return {"lab": "moe", "quality": "validation loss, nats/char", "better": "lower",
