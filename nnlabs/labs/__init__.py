@@ -44,12 +44,17 @@ class Patch:
 
 
 def lab_parser(name: str, description: str, budgets, seed: int) -> argparse.ArgumentParser:
-    """The flags every lab shares: where to write, how much compute to spend, which seed."""
+    """The flags every lab shares: where to write, how much compute to spend, which seed, and whether to
+    continue (--resume) or replace (--force) the runs already there."""
     p = argparse.ArgumentParser(prog=f"nnlabs lab {name}", description=description)
     p.add_argument("--out", default=f"runs/{name}", help=f"output folder (default runs/{name})")
     p.add_argument("--budget", choices=tuple(budgets), default="quick",
                    help="tiny = seconds (tests); quick = minutes (make labs); full = the post's figures")
     p.add_argument("--seed", type=int, default=seed)
+    # the run-directory rule (nnlabs.spine.rundir.claim): never overwrite runs unasked
+    p.add_argument("--resume", action="store_true", help="continue an interrupted lab in --out: finished runs are "
+                   "kept, unfinished ones continue from their checkpoints (or restart where they cannot)")
+    p.add_argument("--force", action="store_true", help="start over: delete the runs already in --out")
     return p
 
 

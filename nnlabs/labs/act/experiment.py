@@ -23,7 +23,8 @@ from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.pack import algorithmic
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import ModelConfig
-from nnlabs.spine.train import TrainConfig, train
+from nnlabs.spine.rundir import claim
+from nnlabs.spine.train import TrainConfig, load_checkpoint, train
 
 MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from the budget)
     "fixed1": {"halting": "fixed", "max_steps": 1}, "fixed2": {"halting": "fixed", "max_steps": 2},
@@ -98,7 +99,7 @@ def warm_start(model: RecurrentDepth, checkpoint: Path) -> None:
     every expert a copy of it, the router fresh. Top-2 gates are renormalised to sum to 1, so two
     identical experts compute exactly the dense layer: the upcycled model starts where the dense one
     ended, and the experts drift apart as the router sends them different tokens."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    state = load_checkpoint(checkpoint)["model"]
     wse = model.wse.weight.detach().clone()
     n = min(len(wse), len(state["wse.weight"]))
     wse[:n] = state["wse.weight"][:n]
@@ -141,7 +142,7 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
     train(model, encode(splits["train"], block_size), val, cfg, out / f"{task}-{name}",
           run_config=run_config(lab="act", run=f"{task}-{name}", budget=args.budget, seed=args.seed,
                                 model=asdict(model.config), **settings),
-          on_eval=on_eval, resume=args.resume)
+          on_eval=on_eval, resume=args.resume, force=args.force)
     train_s = time.perf_counter() - t0
     results = [(name, model.act.halting, None)] + [(f"exit{t}", "exit", t) for t in exits]
     analyses = []
@@ -170,15 +171,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tasks", default="", help="comma-separated subset of the budget's tasks")
     p.add_argument("--models", default="", help="comma-separated subset of the budget's models (keep the fixed "
                    "models the others start from)")
-    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
     tasks = [t for t in args.tasks.split(",") if t] or list(budget.tasks)
     for t in tasks:
         if t not in budget.tasks:
             raise UserError(f"--tasks: unknown task {t!r}; choose from {', '.join(budget.tasks)}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim(args.out, resume=args.resume, force=args.force) as out:
+        return run_lab(args, budget, tasks, out)
+
+
+def run_lab(args, budget: ActBudget, tasks: list[str], out: Path) -> int:
+    """Every task's curriculum, then lab.json and the report, in --out (claimed by `main`)."""
     t0 = time.perf_counter()
     for task in tasks:
         splits = load_task(task, args.seed, budget.sizes)

@@ -23,6 +23,7 @@ from nnlabs.labs.dreamcoder.dsl import arrow, parse, parse_type_name, size, to_v
 from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tasks
 from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop, write_config
 from nnlabs.spine.errors import UserError
+from nnlabs.spine.rundir import claim, finished
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.cycles < 1:
             raise UserError("--cycles must be at least 1")
         budget = replace(budget, cycles=args.cycles)
-    out = Path(args.out)
+    with claim(args.out, resume=args.resume, force=args.force) as out:
+        return run_lab(args, budget, out)
+
+
+def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
+    """The three runs, timing.json and the report, in --out (claimed by `main`). Under --resume a finished
+    run is kept and an unfinished one starts over (a wake-sleep cycle is not checkpointed)."""
     train, test = load_tasks(args)
     rng = random.Random(args.seed)
     train = subsample([t for t in train if t.level <= budget.max_level], budget.n_train, rng, curriculum=True)
@@ -189,11 +196,14 @@ def main(argv: list[str] | None = None) -> int:
                   compressor=args.compressor)
     if not quiet:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
-    run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget)
-    run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common), out / "no_recognition",
-             progress, args.budget)
-    run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
-                    out / "no_learning", args.budget)
+    if not (args.resume and finished(out / "full")):
+        run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget)
+    if not (args.resume and finished(out / "no_recognition")):
+        run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common),
+                 out / "no_recognition", progress, args.budget)
+    if not (args.resume and finished(out / "no_learning")):
+        run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
+                        out / "no_learning", args.budget)
     total = time.perf_counter() - t0
     (out / "timing.json").write_text(json.dumps({"budget": args.budget, "wall_s": round(total, 2),
                                                  "cores": os.cpu_count()}, sort_keys=True) + "\n")

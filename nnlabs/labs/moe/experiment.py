@@ -34,6 +34,7 @@ from nnlabs.labs.moe.metrics import (
 from nnlabs.spine.data import SequenceData, Vocab, encode_words
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
+from nnlabs.spine.rundir import claim
 from nnlabs.spine.sample import generate
 from nnlabs.spine.train import TrainConfig, evaluate, train
 
@@ -298,7 +299,6 @@ def main(argv: list[str]) -> int:
     p = lab_parser("moe", "Part 4: sparse mixture-of-experts FFNs on the domain mixture — routing, collapse "
                    "and its cures, measured.", BUDGETS, seed=3407)
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of: {', '.join(RUNS)}")
-    p.add_argument("--resume", action="store_true", help="continue each run from its checkpoint")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = PyTorch's default); these "
                    "models are small, and one thread is never much slower and far faster on a busy machine")
     a = p.parse_args(argv)
@@ -306,11 +306,11 @@ def main(argv: list[str]) -> int:
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         raise UserError(f"--runs: unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
-    out = Path(a.out)
     b = BUDGETS[a.budget]
-    data = load_mixture(b.n_train, b.n_val)
-    for name in names:
-        run_one(name, out, a.budget, a.seed, data, a.resume, a.threads)
-    report(out)
+    with claim(a.out, resume=a.resume, force=a.force) as out:
+        data = load_mixture(b.n_train, b.n_val)
+        for name in names:
+            run_one(name, out, a.budget, a.seed, data, a.resume, a.threads)
+        report(out)
     print(f"wrote {out / 'report.md'}, {out / 'figures'}/ and {out / 'moe.html'}")
     return 0

@@ -26,6 +26,7 @@ from nnlabs.pack import tool_suite as suite
 from nnlabs.spine.data import SequenceData, Vocab
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import ModelConfig
+from nnlabs.spine.rundir import claim
 from nnlabs.spine.train import TrainConfig, train, write_json
 
 
@@ -102,6 +103,8 @@ class Setting:
     block_size: int
     val_rows: list[dict]
     table: dict[str, str]
+    resume: bool = False  # --resume: every run continues from its checkpoint (a finished one just reloads)
+    force: bool = False  # --force: every run starts over, the dream rounds nested in dream/ included
 
 
 def train_one(run_dir: Path, setting: Setting, cost: float, train_data: SequenceData, seed: int,
@@ -136,7 +139,8 @@ def train_one(run_dir: Path, setting: Setting, cost: float, train_data: Sequence
                      eval_train_items=500, seed=seed, device="cpu", threads=1)
     config = run_config(lab="tools", run=run_dir.name, budget=budget.name, seed=setting.seed, model=asdict(cfg),
                         call_cost=cost, vocab=vocab.to_dict(), **lab_config)
-    train(model, train_data, val_data, tc, run_dir, on_eval=on_eval, sample_fn=sample_fn, run_config=config)
+    train(model, train_data, val_data, tc, run_dir, on_eval=on_eval, sample_fn=sample_fn, run_config=config,
+          resume=setting.resume, force=setting.force)
     return model
 
 
@@ -227,8 +231,6 @@ def run_dream(out: Path, model: ToolUser, setting: Setting, train_rows, test_row
 
 
 def main(argv: list[str]) -> int:
-    from nnlabs.labs.tools.report import report
-
     p = lab_parser("tools", "Part 6: when is a tool call worth its cost?", BUDGETS, seed=0)
     p.add_argument("--costs", default=None, help="comma-separated call costs (default: the budget's)")
     args = p.parse_args(argv)
@@ -240,13 +242,21 @@ def main(argv: list[str]) -> int:
             raise UserError(f"--costs {args.costs!r}: give comma-separated numbers, e.g. 0.02,0.2,0.5") from None
         if budget.moderate not in budget.costs:
             budget = replace(budget, moderate=min(budget.costs, key=lambda c: abs(c - 0.5)))
-    out = Path(args.out)
+    with claim(args.out, resume=args.resume, force=args.force) as out:
+        return run_lab(args, budget, out)
+
+
+def run_lab(args, budget: ToolsBudget, out: Path) -> int:
+    """The base model, one continuation per price, the dream state, then the report, in --out (claimed by
+    `main`)."""
+    from nnlabs.labs.tools.report import report
+
     t0 = time.perf_counter()
     train_rows, val_rows, test_rows, table = load_suite(args.seed)
     val_rows, test_rows = per_family(val_rows, budget.eval_per_family), per_family(test_rows, budget.eval_per_family)
     vocab = make_vocab()
     block_size = block_size_for(train_rows + val_rows + test_rows, vocab)
-    setting = Setting(budget, args.seed, vocab, block_size, val_rows, table)
+    setting = Setting(budget, args.seed, vocab, block_size, val_rows, table, args.resume, args.force)
     train_data = encode_pairs(train_rows, vocab, block_size)
     base = train_one(out / "base", setting, budget.moderate, train_data, args.seed)
     moderate = None

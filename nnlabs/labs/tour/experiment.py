@@ -14,6 +14,7 @@ from nnlabs.labs import lab_parser, run_config
 from nnlabs.labs.tour.diagnostics import DeepMLPRecorder, latest_layer_means
 from nnlabs.spine.data import create_datasets
 from nnlabs.spine.models import CountBigram, ModelConfig, build_model
+from nnlabs.spine.rundir import claim, finished
 from nnlabs.spine.sample import NAMES_PROMPTS, sample_prompts
 from nnlabs.spine.train import TrainConfig, evaluate, train, write_json
 
@@ -64,7 +65,7 @@ def probs_table(p: torch.Tensor) -> list[list[float]]:
     return [[round(float(v), 6) for v in row] for row in p]
 
 
-def run_bigrams(out: Path, data, budget: TourBudget, seed: int, progress) -> None:
+def run_bigrams(out: Path, data, budget: TourBudget, seed: int, progress, resume: bool = False) -> None:
     mcfg = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size)
     # counting: one pass over the training pairs, add-one smoothing
     t0 = time.perf_counter()
@@ -90,14 +91,17 @@ def run_bigrams(out: Path, data, budget: TourBudget, seed: int, progress) -> Non
     torch.manual_seed(seed)
     model = build_model("bigram", mcfg)
     train(model, data.train, data.test, tcfg, out / "bigram_learned", sample_fn=sampler(data), progress=progress,
+          resume=resume,
           run_config=config("bigram_learned", "bigram", mcfg, data, budget, seed))
     write_json(out / "bigram_learned" / "analysis.json",
                {"probs": probs_table(torch.softmax(model.logits_table.detach(), dim=1)),
                 "train_nll": evaluate(model, data.train)[0], "test_nll": evaluate(model, data.test)[0]})
 
 
-def run_deep_mlps(out: Path, data, budget: TourBudget, seed: int, progress) -> None:
+def run_deep_mlps(out: Path, data, budget: TourBudget, seed: int, progress, resume: bool = False) -> None:
     for name, (init, batchnorm, label) in DEEP_RUNS.items():
+        if resume and finished(out / name):
+            continue
         mcfg = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size, init=init, batchnorm=batchnorm,
                            **DEEP_MODEL)
         # plain AdamW at a brisk learning rate, no clipping: nothing that hides the problem
@@ -108,8 +112,9 @@ def run_deep_mlps(out: Path, data, budget: TourBudget, seed: int, progress) -> N
         model = build_model("mlp", mcfg)
         recorder = DeepMLPRecorder(model, budget.record)
         try:
+            # the recorder's history is not in the checkpoint: under --resume an unfinished run starts over
             train(model, data.train, data.test, tcfg, out / name, sample_fn=sampler(data), progress=progress,
-                  on_eval=lambda m, s, rec=recorder: latest_layer_means(rec),
+                  on_eval=lambda m, s, rec=recorder: latest_layer_means(rec), force=resume,
                   run_config=config(name, "mlp", mcfg, data, budget, seed, label=label))
         finally:
             recorder.close()
@@ -119,28 +124,34 @@ def run_deep_mlps(out: Path, data, budget: TourBudget, seed: int, progress) -> N
                     "records": recorder.records, "update_ratio_log10": recorder.update_ratio})
 
 
-def run_attention(out: Path, data, budget: TourBudget, seed: int, progress) -> None:
+def run_attention(out: Path, data, budget: TourBudget, seed: int, progress, resume: bool = False) -> None:
     tcfg = TrainConfig(max_steps=budget.lm_steps, eval_interval=budget.eval_interval, seed=seed, device="cpu")
     # the spine's defaults for both models: one recipe
     for kind in ("mlp", "transformer"):
         mcfg = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size)
         torch.manual_seed(seed)
-        train(build_model(kind, mcfg), data.train, data.test, tcfg, out / kind, sample_fn=sampler(data),
+        train(build_model(kind, mcfg), data.train, data.test, tcfg, out / kind, sample_fn=sampler(data), resume=resume,
               progress=progress, run_config=config(kind, kind, mcfg, data, budget, seed))
 
 
 def main(argv: list[str]) -> int:
-    from nnlabs.labs.tour.report import report
-
     p = lab_parser("tour", "Part 3: counting -> learned bigram, stable deep MLP training, MLP -> transformer.",
                    BUDGETS, seed=3407)
     args = p.parse_args(argv)
-    out, budget = Path(args.out), BUDGETS[args.budget]
+    budget = BUDGETS[args.budget]
+    with claim(args.out, resume=args.resume, force=args.force) as out:
+        return run_lab(args, budget, out)
+
+
+def run_lab(args, budget: TourBudget, out: Path) -> int:
+    """The three stages, lab.json and the report, in --out (claimed by `main`)."""
+    from nnlabs.labs.tour.report import report
+
     data = create_datasets(INPUT_FILE)
     progress = None if args.budget != "tiny" else False
     t0 = time.perf_counter()
     for stage in (run_bigrams, run_deep_mlps, run_attention):
-        stage(out, data, budget, args.seed, progress)
+        stage(out, data, budget, args.seed, progress, args.resume)
     write_json(out / "lab.json", {"budget": args.budget, "seed": args.seed, "input_file": INPUT_FILE,
                                   "wall_s": round(time.perf_counter() - t0, 1)})
     report(out)
