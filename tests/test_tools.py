@@ -27,29 +27,25 @@ def test_training_pairs_supervise_only_what_the_model_writes():
     d = encode_pairs([ROW], VOCAB, 40)
     assert d.x.shape == (1, 2, 40)
     direct, tool = (VOCAB.decode([t for t in d.y[0, b].tolist() if t > 0]) for b in (0, 1))
-    # not the query, not the decision (the policy loss trains it), not what the engine writes (call, output)
-    assert direct == tool == "408"
+    # not the query, not the decision (the policy loss trains it), not what the engine writes (call, output,
+    # answer): on the tool branch only the end token
+    assert direct == "408" and tool == ""
     assert d.y[0, 0, 6 + 1 + 3] == 0 and d.y[0, 1].tolist().count(0) == 1  # each branch predicts its end
     assert VOCAB.decode(d.x[0, 1].tolist()) == "12*34=<CALL_TOOL>calc(12*34)<RESULT>408<ANSWER>408"
     dream = encode_pairs([ROW], VOCAB, 40, teach_direct=False)
     assert (dream.y[0, 0] == -1).all() and torch.equal(dream.y[0, 1], d.y[0, 1])
 
 
-class Scripted(nn.Module):
-    """A stand-in model that writes `answer` after <ANSWER>, then stops: everything else is the engine's."""
+class EndsRows(nn.Module):
+    """A stand-in model that only ever writes the end token: everything else in a row is the engine's."""
 
-    def __init__(self, answer: str):
+    def __init__(self):
         super().__init__()
         self.config = ModelConfig(vocab_size=len(VOCAB), block_size=60)
-        self.script = VOCAB.encode(answer) + [0]
 
     def forward(self, idx, targets=None):
         logits = torch.full((idx.size(0), idx.size(1), len(VOCAB)), -10.0)
-        answer = VOCAB.stoi[ToolTokens.ANSWER]
-        for j, row in enumerate(idx.tolist()):
-            for t in range(len(row)):
-                written = t - row.index(answer, 0, t + 1) if answer in row[:t + 1] else 0
-                logits[j, t, self.script[min(written, len(self.script) - 1)]] = 10.0
+        logits[..., 0] = 10.0
         return logits, None
 
 
@@ -58,15 +54,15 @@ class Scripted(nn.Module):
     ("velmor?", "lookup(velmor)", "731"), ("2^999=", "calc(2^999)", "error"),
     ("nobody?", "lookup(nobody)", "error"), ("1+=", "calc(1+)", "error"),
 ])
-def test_the_engine_copies_the_query_into_the_call_and_splices_the_real_output(query, call, output):
+def test_the_engine_copies_the_query_into_the_call_and_splices_the_real_output_as_the_answer(query, call, output):
     splice = tool_splice(VOCAB, {"velmor": "731"})
     prompt = [0] + VOCAB.encode(query) + [VOCAB.stoi[ToolTokens.CALL]]
-    (out,) = generate_with_tools(Scripted("77"), [prompt], splice)
-    assert VOCAB.decode(out) == f"{call}<RESULT>{output}<ANSWER>77"
+    (out,) = generate_with_tools(EndsRows(), [prompt], splice)
+    assert VOCAB.decode(out) == f"{call}<RESULT>{output}<ANSWER>{output}" and out[-1] == 0
     trace = read_trace(VOCAB, [VOCAB.stoi[ToolTokens.CALL]] + out)
-    assert (trace["call"], trace["output"], trace["answer"]) == (call, output, "77")
+    assert (trace["call"], trace["output"], trace["answer"]) == (call, output, output)
     # a call only as the decision: a second call, or one after <NO_TOOL>, is refused
-    for row in (prompt + out[:-1], prompt[:-1] + [VOCAB.stoi[ToolTokens.NO]] + VOCAB.encode("7")):
+    for row in (prompt + out[:-1], prompt[:-1] + [VOCAB.stoi[ToolTokens.NO]] + VOCAB.encode("77")):
         assert VOCAB.decode(splice(row + [VOCAB.stoi[ToolTokens.CALL]])) == "<RESULT>error<ANSWER>"
 
 

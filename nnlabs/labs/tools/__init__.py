@@ -17,7 +17,7 @@ PATCHES = [
     Patch(lab="nnlabs.labs.tools.policy:ToolTokens", why="four new tokens: the decision and the tool's brackets"),
     Patch(lab="nnlabs.labs.tools.policy:branch_texts", why="every query written both ways"),
     Patch(lab="nnlabs.labs.tools.policy:encode_pairs",
-          why="both branches side by side; imitation only on what the model writes (the answer)"),
+          why="both branches side by side; imitation only on what the model writes"),
     Patch(lab="nnlabs.labs.tools.policy:CallPolicy", why="the decision, trained by its advantage minus a price"),
     Patch(lab="nnlabs.labs.tools.policy:ToolUser",
           why="the wiring: the spine's Transformer + the policy, whose aux_loss the spine adds to the loss"),

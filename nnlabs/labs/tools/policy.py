@@ -39,10 +39,9 @@ def encode_pairs(rows: list[dict], vocab: Vocab, block_size: int, teach_direct: 
     """Each query's two branches, encoded by the spine, as one [2, T] item: x, y [N, 2, T]."""
     branches = [encode_words(list(texts), vocab, block_size) for texts in zip(*map(branch_texts, rows))]
     x, y = torch.stack([b.x for b in branches], 1), torch.stack([b.y for b in branches], 1)  # [N, 2, T]
-    # imitation only on what the model writes: the answer and its end token. Not the query, not the decision
-    # (CallPolicy trains it), not what the engine writes on the tool branch (the call copied from the query,
-    # <RESULT>, the tool's output, <ANSWER>)
-    written = torch.tensor([len(row["answer"]) for row in rows])[:, None]  # [N, 1]
+    # imitation only on what the model writes: the direct answer and each branch's end. Not the query, not the
+    # decision (CallPolicy trains it), not what the engine writes on the tool branch (call, output, answer)
+    written = torch.tensor([[len(row["answer"]), 0] for row in rows])  # [N, 2]
     y[torch.arange(block_size) < ((x != 0).sum(-1) - written)[..., None]] = -1
     if not teach_direct:
         # dreamed queries teach when to call, not the answer from memory

@@ -2,9 +2,10 @@
 
 Once a row ends with <CALL_TOOL> (sampled by the model, or forced into the prompt), `tool_splice` copies
 the query span into the call (`12*34=` → `calc(12*34)`, `velmor?` → `lookup(velmor)`), runs the pack's tool
-on it (parsed, never eval-ed) and splices the call, <RESULT>, the tool's output and <ANSWER> into the row;
-the model then writes the answer. nanochat's engine does the same with a tool's output tokens; we also
-force the call, so the tool path cannot fail by mis-writing a call of a length it never saw.
+on it (parsed, never eval-ed) and splices the call, <RESULT>, the tool's output, <ANSWER> and the output
+again as the answer; the model ends the row. nanochat's engine forces a tool's output tokens the same way;
+we also force the call (so the tool path cannot fail on a call of a length never seen in training) and
+the answer (a model left to copy the output recomputed the sum from the query instead: docs/tools.md).
 
 `generate_with_tools` decodes many rows at once although they differ in length (queries of different
 lengths, tool outputs of different lengths): rows are right-padded, so every token keeps its position and
@@ -25,7 +26,7 @@ from nnlabs.spine.data import Vocab
 
 def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
     """When the row ends with <CALL_TOOL>: the call copied from the query, <RESULT>, the tool's output (≤ max_out
-    characters; 'error' for a call the tool refuses) and <ANSWER>."""
+    characters; 'error' for a call the tool refuses), <ANSWER> and the output again as the answer."""
     tok = ToolTokens
     call_id, result_id, answer_id = vocab.stoi[tok.CALL], vocab.stoi[tok.RESULT], vocab.stoi[tok.ANSWER]
     specials = {vocab.stoi[t] for t in (tok.CALL, tok.NO, tok.RESULT, tok.ANSWER)}
@@ -42,7 +43,8 @@ def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
             out = suite.run_call(call, table)[:max_out]
         except suite.ToolError:
             out = "error"
-        return vocab.encode(call) + [result_id] + vocab.encode(out) + [answer_id]
+        # the tool's output is the answer: the engine writes it, the model only ends the row
+        return vocab.encode(call) + [result_id] + vocab.encode(out) + [answer_id] + vocab.encode(out)
 
     return splice
 
