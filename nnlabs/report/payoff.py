@@ -176,7 +176,7 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
     if common:
         ax.set_title(f"{ax.get_title()} ({' '.join(labels[0][:common])})")
     tags = [" ".join(w[common:]) for w in labels]
-    tags = [t if len(t) <= 20 else t[:19] + "…" for t in tags]
+    tags = [t if len(t) <= 26 else t[:25] + "…" for t in tags]
     ax.autoscale_view()
     xy = ax.transData.transform([(p.compute, p.quality) for p in runs])  # display pixels
     px = ax.figure.dpi / 72 * 6.5  # the tags' font size in pixels: a tag's height, about 2 characters' width

@@ -270,10 +270,10 @@ def payoff_section(payoffs: dict[str, Payoff | None]) -> str:
                       f"<th>{html.escape(p.quality)}</th><th>{html.escape(p.compute)}</th></tr></thead>"
                       f"<tbody>{rows}</tbody></table></details>")
     return f"""<section id="payoff"><h2>All routing is resource allocation</h2>
-<figure class="payoff"><picture>
+<figure class="payoff"><a href="figures/payoff.svg"><picture>
 <source media="(max-width: 700px)" srcset="figures/payoff_narrow.png">
 <img src="figures/payoff.png" alt="Quality against compute, one panel per part: baselines, routed variants
-and the frontier each routing decision buys"></picture>
+and the frontier each routing decision buys"></picture></a>
 <figcaption>One panel per part, built from each lab's payoff.json (one point per run and seed). With several
 seeds a marker is their mean with its 95 % t-interval, every seed shown faint beneath; frontiers join means.
 <a href="figures/payoff.svg">SVG</a> · <a href="figures/payoff.png">PNG</a></figcaption></figure>
@@ -283,8 +283,8 @@ seeds a marker is their mean with its 95 % t-interval, every seed shown faint be
 
 def overview(runs: Path, site: Path, payoffs: dict[str, Payoff | None]) -> Path:
     payoff_figure(payoffs, site / "figures" / "payoff", ncols=3)
-    # a phone gets one panel a row, drawn small so that its text is drawn large relative to it
-    payoff_figure(payoffs, site / "figures" / "payoff_narrow", ncols=1, width=3.2, height=2.6)
+    # a phone gets one panel a row, taller than wide (the screen scrolls down, and a wrapped axis label fits)
+    payoff_figure(payoffs, site / "figures" / "payoff_narrow", ncols=1, width=3.6, height=3.4)
     cards = []
     for lab, info in LABS.items():
         state = "" if (runs / lab / "report.md").exists() else ' <span class="muted">(not run yet)</span>'
