@@ -367,14 +367,15 @@ def report_lab(lab: str, lab_dir: Path) -> bool:
               file=sys.stderr)
         return False
     if stopped:
-        runs = ", ".join(name for d in stopped for name in rundir.unfinished(d)) or "none; later runs never started"
-        note = (f"> **Incomplete:** `nnlabs lab {lab}` was interrupted, so this report covers what had finished. "
-                f"Unfinished runs: {runs}; their numbers are not final. Continue with `{resume}`, then run "
-                "`nnlabs report` again.\n\n")
+        names = ", ".join(name for d in stopped for name in rundir.unfinished(d))
+        runs = f"unfinished runs: {names}" if names else "its later runs never started"
+        note = (f"> **Incomplete:** `nnlabs lab {lab}` was interrupted ({runs}): this report is partial "
+                f"until it finishes. Continue with `{resume}`, then run `nnlabs report` "
+                "again.\n\n")
         report_md = lab_dir / "report.md"
         if report_md.exists():
             report_md.write_text(note + report_md.read_text(encoding="utf-8"), encoding="utf-8")
-        print(f"warning: {lab} was interrupted (unfinished: {runs}); continue with {resume}", file=sys.stderr)
+        print(f"warning: {lab} was interrupted ({runs}); continue with {resume}", file=sys.stderr)
     return True
 
 

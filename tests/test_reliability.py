@@ -365,13 +365,13 @@ def test_a_ctrl_c_lab_run_is_marked_incomplete_reports_go_on_and_the_named_comma
     out = runs / "dreamcoder"
     args = ["lab", "dreamcoder", "--budget", "tiny", "--out", str(out), "--processes", "1"]
     proc = nnlabs_process(args)
-    wait_for(lambda: rundir.last_step(out / "full") is not None)  # a cycle of the first run is written
+    wait_for(lambda: rundir.finished(out / "full"))  # the first of its three runs is done
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "Traceback" not in err
     command = shlex.split(err.strip().splitlines()[-1].split("continue with: ", 1)[1])
     assert command == ["nnlabs", *args, "--resume"]
-    assert not (out / "full" / "analysis.json").exists()
+    assert (out / rundir.RUNNING).exists() and not rundir.finished(out / "no_learning")
     # the interrupted lab beside a finished one: the report still writes the other lab and the index, and
     # says which lab was interrupted and how to continue it
     assert cli(["lab", "act", "--budget", "tiny", "--out", str(runs / "act")]) == 0
