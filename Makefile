@@ -7,6 +7,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUNS   ?= runs
 BUDGET ?= quick
+# an interrupted lab continues (--resume), a finished one is kept; LABFLAGS=--force reruns every lab
+LABFLAGS ?=
 SEEDS  ?= 1
 # Set TORCH_INDEX to a CPU wheel index on machines where plain PyPI would pull a CUDA build of torch.
 TORCH_INDEX ?=
@@ -32,7 +34,9 @@ labs: install
 	$(BIN)/nnlabs pack build --out $(RUNS)/pack-v1
 	for lab in $(LABS); do \
 	  if [ $(SEEDS) -gt 1 ]; then $(BIN)/nnlabs sweep $$lab --seeds $(SEEDS) --budget $(BUDGET) --out $(RUNS)/$$lab; \
-	  else $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab; fi || exit 1; done
+	  elif [ -e $(RUNS)/$$lab/.running ]; then $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab --resume; \
+	  elif [ -d $(RUNS)/$$lab ] && [ -z "$(LABFLAGS)" ]; then echo "$$lab: done (make labs LABFLAGS=--force reruns it)"; \
+	  else $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab $(LABFLAGS); fi || exit 1; done
 	$(BIN)/nnlabs report --runs $(RUNS)
 	@echo "open $(RUNS)/site/index.html"
 
