@@ -125,6 +125,11 @@ def test_ponder_trains_on_the_expected_loss_and_halts_by_sampling_at_evaluation(
     assert first.float().mean() < 1.2  # sampled: halts at pass 1 with probability ~0.95
     m(x)
     assert torch.equal(m.halting.steps, first)  # the sampler is seeded: evaluation repeats exactly
+    answer = torch.full_like(y, -1)
+    answer[:, -1] = y[:, -1]
+    torch.nn.init.constant_(m.halting.linear.bias, 0.0)  # lambda ~ 0.5: the draws differ between positions
+    m(x, answer)  # with targets: one halting pass per example, the one its answer position drew
+    assert (m.halting.steps == m.halting.steps[:, -1:]).all() and m.halting.steps.unique().numel() > 1
 
 
 def expected_macs(m, calls, T):

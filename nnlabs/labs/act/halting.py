@@ -36,8 +36,7 @@ class HaltingUnit(nn.Module):
     @staticmethod
     def graves_halt(p, mass, eps, n, last):
         halt = (mass + p >= 1 - eps) | last
-        p = torch.where(halt, 1 - mass, p)
-        return p, halt, torch.where(halt, (n + 1) + p, torch.zeros_like(p))
+        return (p := torch.where(halt, 1 - mass, p)), halt, torch.where(halt, (n + 1) + p, torch.zeros_like(p))
     # PonderNet: p_n = lambda_n prod_{i<n} (1 - lambda_i); and the product, now to i <= n, at the running `rows`
     @staticmethod
     def ponder_p(lam, survive, rows):
@@ -52,16 +51,19 @@ class HaltingUnit(nn.Module):
         self.cfg, self.linear = cfg, nn.Linear(n_embd, 1)
         nn.init.zeros_(self.linear.weight)
         nn.init.constant_(self.linear.bias, cfg.halt_bias)
-        self.aux_loss, self.stats, self.steps = None, {}, None  # steps: [B, T] passes of the last forward
+        self.aux_loss, self.stats, self.steps, self.target_mask = None, {}, None, None  # the spine sets target_mask
 
     def forward(self, s: torch.Tensor, n: int, rows: torch.Tensor):
         cfg, zeros, last = self.cfg, s.new_zeros(len(rows)), n == self.cfg.max_steps - 1
-        if n == 0:  # pass 0 runs every position: [BT] sum_{i<n} p_i, prod_{i<n} (1 - lambda_i), rho or KL
+        if n == 0:  # pass 0 runs all: [BT] sum_{i<n} p_i, prod_{i<n} (1 - lambda_i), rho or KL; fixed: h_n = 0
             self.mass, self.survive, self.reg, self.passes = zeros, zeros + 1, zeros, []
-        # [R] h_n (fixed depth: h_n = 0, all the mass at the cap) and sum_{i<n} p_i
         p, mass = zeros if cfg.halting == "fixed" else torch.sigmoid(self.linear(s)).squeeze(-1), self.mass[rows]
         if cfg.halting == "ponder" and not self.training:  # PonderNet evaluates by sampling: halt with prob lambda_n
-            halt = torch.bernoulli(p, generator=torch.Generator(s.device).manual_seed(n)).bool() | last
+            draw = torch.bernoulli(p, generator=torch.Generator(s.device).manual_seed(n))  # [R]
+            self.mass = self.mass.index_copy(0, rows, torch.maximum(mass, draw))  # [BT] 1 once a position drew "halt"
+            # one halting pass per example, as the paper's one per input: once each answer position drew "halt"
+            answers = self.target_mask if self.target_mask is not None else torch.ones(len(self.mass), 1).bool()
+            halt = ((answers * (1 - self.mass.view_as(answers))).amax(1) == 0)[rows // answers.size(1)] | last
             return halt.to(p.dtype), halt
         if cfg.halting == "ponder":
             p, self.survive = self.ponder_p(p, self.survive, rows)
@@ -88,8 +90,7 @@ class RunningAttention(nn.Module):
 
     def count_macs(self, inputs, output) -> int:
         # 2 C MACs per key a running query sees: t + 1 keys at position t, or `window`
-        q, rows, T, window = inputs[0], inputs[3], inputs[4], inputs[6]
-        return int(2 * q.size(1) * (rows % T + 1).clamp(max=window or T).sum())
+        return int(2 * inputs[0].size(1) * (inputs[3] % inputs[4] + 1).clamp(max=inputs[6] or inputs[4]).sum())
 
 
 class RecurrentDepth(Transformer):
@@ -126,8 +127,7 @@ class RecurrentDepth(Transformer):
 
     def run_blocks(self, x, mask=None, rule=None):
         state, T = x.flatten(0, 1), x.size(1)  # [BT, C] from [B, T, C]
-        kv = (torch.zeros_like(state), torch.zeros_like(state))  # [BT, C] each
-        out = torch.zeros_like(state)  # [BT, C] y = sum_n p_n s_n
+        kv, out = (torch.zeros_like(state),) * 2, torch.zeros_like(state)  # [BT, C]: keys, values; y = sum_n p_n s_n
         rows = torch.arange(len(state), device=x.device)  # [R] positions still running
         steps = torch.zeros_like(rows)  # [BT] passes run
         for n in range(self.act.max_steps):

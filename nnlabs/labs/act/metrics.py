@@ -32,7 +32,7 @@ def evaluate(model: RecurrentDepth, rows: list[dict], exit_threshold: float | No
         answer = data.y >= 0  # [N, T]
         with count_macs(model) as macs:
             if exit_threshold is None:
-                logits, _ = model(data.x)
+                logits, _ = model(data.x, data.y)  # the targets tell PonderNet's halting where the answers are
                 pred, steps = logits.argmax(-1), model.halting.steps
             else:
                 pred, steps = early_exit(model, data.x, answer[0], exit_threshold)
