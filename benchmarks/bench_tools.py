@@ -1,11 +1,12 @@
 """Generation with tools, batched against one row at a time, measured side by side (Part 6, issue 15).
 
 The tools evaluation decodes every test query twice (forced <NO_TOOL>, forced <CALL_TOOL>) with the tool in
-the loop (and reads π once, one batched forward: not timed here). Three ways to decode, on the same model and queries:
-  row at a time  `generate_with_tools(..., rows_per_batch=1)`: every row alone
-  by length      what the lab did before: the spine's `generate` on the queries of one length; once the
-                 spliced tool outputs make the rows differ in length, it runs them one at a time
-  batched        `generate_with_tools`: every row together, right-padded, output spliced per row
+the loop (and reads π once, one batched forward: not timed here). Two ways to decode, on the same model and queries:
+  row at a time  `generate_with_tools(..., rows_per_batch=1)`: every row alone — what the lab's loop came to
+                 before, since the spine's `generate` runs rows one at a time once spliced tool outputs
+                 make them differ in length
+  batched        `generate_with_tools`: rows sorted by length, 128 at a time, right-padded, output spliced
+                 per row
 Target (issue 15): batched ≥ 5x faster than the row-at-a-time loop, same outputs (tests/test_tools.py).
 
     .venv/bin/python benchmarks/bench_tools.py [--run runs/tools/cost_0.5] [--repeats 3] [--threads 1]
@@ -25,7 +26,6 @@ from nnlabs.labs.tools.experiment import BUDGETS, block_size_for, load_suite, pe
 from nnlabs.labs.tools.policy import ToolTokens, ToolUser, encode_pairs, make_vocab
 from nnlabs.labs.tools.sampling import generate_with_tools, tool_splice
 from nnlabs.spine.models import ModelConfig
-from nnlabs.spine.sample import generate
 from nnlabs.spine.train import TrainConfig, load_checkpoint, train
 
 
@@ -50,27 +50,6 @@ def load_or_train(run: Path, vocab, train_rows, block_size: int, steps: int) -> 
     return model
 
 
-def by_length(model, prompts: list[list[int]], splice) -> list[list[int]]:
-    """The lab's loop before: the spine's generate over the prompts of one length (the call and the tool's
-    output spliced into each call prompt first, so those rows differ in length from the start)."""
-    block = model.config.block_size
-    out: list[list[int]] = [[] for _ in prompts]
-    groups: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        groups.setdefault(len(p), []).append(i)
-    for idxs in groups.values():
-        rows = [prompts[i] + (splice(prompts[i]) or []) for i in idxs]
-        width = max(map(len, rows))
-        # the spine's generate takes one [B, T] tensor: left-pad, and it runs padded rows one at a time
-        x = torch.zeros(len(rows), width, dtype=torch.long)
-        for j, r in enumerate(rows):
-            x[j, width - len(r):] = torch.tensor(r)
-        gen = generate(model, x, block - len(prompts[idxs[0]]), top_k=1, block_size=block)
-        for i, r, g in zip(idxs, rows, gen):
-            out[i] = (r[len(prompts[i]):] + g)[:block - len(prompts[i])]
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="runs/tools/cost_0.5", help="a tools run directory with checkpoint.pt")
@@ -88,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     queries = [r["query"] for r in test_rows]
     prompts = [[0] + vocab.encode(q) + [vocab.stoi[d]] for d in (ToolTokens.NO, ToolTokens.CALL) for q in queries]
     ways = {"row at a time": lambda: generate_with_tools(model, prompts, splice, rows_per_batch=1),
-            "by length (before)": lambda: by_length(model, prompts, splice),
             "batched": lambda: generate_with_tools(model, prompts, splice)}
     times: dict[str, list[float]] = {name: [] for name in ways}
     outputs = {}

@@ -119,8 +119,19 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
         learned = [(r["modes"]["learned"]["all"], r["call_cost"]) for r in runs]
         a.plot([s[xkey] / scale for s, _ in learned], [s["accuracy"] for s, _ in learned], "o-", color="C0",
                label="learned policy, one per price c")
+        # near points (within 3 % of the axes) share one label: "c=0.1–0.5"
+        span = max(s[xkey] for s, _ in learned) / scale or 1
+        groups: list[list[tuple[dict, float]]] = []
         for s, c in learned:
-            a.annotate(f"c={c:g}", (s[xkey] / scale, s["accuracy"]), fontsize=7, xytext=(4, -10),
+            last = groups[-1][-1][0] if groups else None
+            near = last and abs(s[xkey] - last[xkey]) / scale < 0.03 * span
+            if near and abs(s["accuracy"] - last["accuracy"]) < 0.03:
+                groups[-1].append((s, c))
+            else:
+                groups.append([(s, c)])
+        for g in groups:
+            text = f"c={g[0][1]:g}" + (f"–{g[-1][1]:g}" if len(g) > 1 else "")
+            a.annotate(text, (g[0][0][xkey] / scale, g[0][0]["accuracy"]), fontsize=7, xytext=(4, -10),
                        textcoords="offset points")
         for label, mode, style, color in (("never call", "never", "s", "C2"), ("always call", "always", "^", "C1"),
                                           ("oracle", "oracle", "D", "k")):

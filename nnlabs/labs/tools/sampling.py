@@ -51,21 +51,21 @@ def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
 
 @torch.no_grad()
 def generate_with_tools(model: ToolUser, prompts: list[list[int]], splice: Callable[[list[int]], list[int] | None],
-                        rows_per_batch: int = 512, stop_token: int = 0) -> list[list[int]]:
+                        rows_per_batch: int = 128, stop_token: int = 0) -> list[list[int]]:
     """Greedy decoding of every prompt, `rows_per_batch` rows run together (1 = one row at a time); the splice
     hook may append tokens after each token (the prompt's last included). A row ends at `stop_token` or when it
     fills the block. Returns each row's tokens after its prompt."""
     model.eval()
     block = model.config.block_size
     rows = [list(p) + (splice(list(p)) or []) for p in prompts]
+    # rows of similar length share a batch: less padding
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     for first in range(0, len(rows), rows_per_batch):
-        live = [i for i in range(first, min(first + rows_per_batch, len(rows))) if len(rows[i]) < block]
+        live = [i for i in order[first:first + rows_per_batch] if len(rows[i]) < block]
         while live:
-            lengths = torch.tensor([len(rows[i]) for i in live])  # [n]
-            x = torch.zeros(len(live), int(lengths.max()), dtype=torch.long)  # [n, W], right-padded
-            for j, i in enumerate(live):
-                x[j, :len(rows[i])] = torch.tensor(rows[i])
-            logits = model(x)[0][torch.arange(len(live)), lengths - 1]  # [n, V] at each row's last position
+            lengths = [len(rows[i]) for i in live]
+            x = torch.tensor([rows[i] + [0] * (max(lengths) - len(rows[i])) for i in live])  # [n, W], right-padded
+            logits = model(x)[0][torch.arange(len(live)), torch.tensor(lengths) - 1]  # [n, V] at each row's end
             for i, token in zip(live, logits.argmax(-1).tolist()):
                 rows[i].append(token)
                 if token != stop_token:
@@ -105,7 +105,7 @@ def call_probs(model: ToolUser, vocab: Vocab, queries: list[str]) -> list[float]
 
 
 def answer_all(model: ToolUser, vocab: Vocab, table: dict, queries: list[str], decision: str,
-               rows_per_batch: int = 512) -> list[dict]:
+               rows_per_batch: int = 128) -> list[dict]:
     """Greedy generation with the decision forced ('direct' or 'call'); the tool runs inside sampling."""
     token = vocab.stoi[ToolTokens.NO if decision == "direct" else ToolTokens.CALL]
     prompts = [[0] + vocab.encode(q) + [token] for q in queries]
