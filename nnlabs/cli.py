@@ -366,7 +366,10 @@ def report_lab(lab: str, lab_dir: Path) -> bool:
         print(f"error: {lab}: {e}" + (f" (the lab was interrupted: continue with {resume})" if stopped else ""),
               file=sys.stderr)
         return False
-    if stopped:
+    running = [f"{d} is in use by {owner}" for d in stopped if (owner := rundir.in_use(d))]
+    if running:
+        print(f"warning: {lab} is still running ({'; '.join(running)}): its report is partial", file=sys.stderr)
+    elif stopped:
         names = ", ".join(name for d in stopped for name in rundir.unfinished(d))
         runs = f"unfinished runs: {names}" if names else "its later runs never started"
         note = (f"> **Incomplete:** `nnlabs lab {lab}` was interrupted ({runs}): this report is partial "

@@ -67,10 +67,11 @@ def test_a_second_process_is_refused_naming_the_holder_and_a_dead_holders_lock_i
         err = one_error(capsys)
         assert f"in use by process {holder.pid} (" in err and "nnlabs train" in err
         assert (out / ".lock").read_text().split("\n")[0] == str(holder.pid)
+        assert rundir.in_use(out).startswith(f"process {holder.pid} (")  # what nnlabs report says meanwhile
     finally:
         holder.kill()  # SIGKILL: no cleanup runs, the .lock file stays behind naming a dead process
         holder.communicate()
-    assert (out / ".lock").exists()
+    assert (out / ".lock").exists() and rundir.in_use(out) is None
     assert cli(train_args(tiny_corpus, out, "--force", steps=2)) == 0  # the stale lock is taken over
     assert "took over" in capsys.readouterr().err
     assert not (out / ".lock").exists()  # and released on exit

@@ -207,6 +207,22 @@ def finished(path: str | Path) -> bool:
     return (Path(path) / "analysis.json").exists()
 
 
+def in_use(path: str | Path) -> str | None:
+    """Who holds `path` now ('process N (command)'), or None when no live process does."""
+    lock = Path(path) / LOCK
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _owner(lock)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def locked(path: str | Path) -> Iterator[Path]:
     """Hold `path` for this process while the block runs (re-entrant: a lab and its trainer may both ask).
