@@ -275,4 +275,4 @@ def test_cli_lab_diff_and_report_errors_are_clear(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli(["diff", "moe"]) == 0
     patch = capsys.readouterr().out
-    assert patch.startswith("--- nnlabs.spine.models:FeedForward") and "+++ nnlabs.labs.moe:" in patch
+    assert "--- nnlabs.spine.models:FeedForward\n+++ nnlabs.labs.moe.layer:MoE" in patch

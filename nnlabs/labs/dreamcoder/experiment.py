@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nnlabs.labs import lab_parser
 from nnlabs.labs.dreamcoder.dsl import arrow, parse, parse_type_name, size, to_value
+from nnlabs.labs.dreamcoder.head_to_head import run_head_to_head
 from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tasks
 from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop, write_config
 from nnlabs.spine.errors import UserError
@@ -204,6 +205,10 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     if not (args.resume and finished(out / "no_learning")):
         run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
                         out / "no_learning", args.budget)
+    # Part 7.5: the same held-out tasks answered by a neural model, by these programs, and by routers;
+    # it needs each task's generator (the pack's reference programs) to draw fresh inputs
+    if args.train is None and not (args.resume and finished(out / "neural")):
+        run_head_to_head(out, args.budget, args.seed, args.pack_seed)
     total = time.perf_counter() - t0
     (out / "timing.json").write_text(json.dumps({"budget": args.budget, "wall_s": round(total, 2),
                                                  "cores": os.cpu_count()}, sort_keys=True) + "\n")

@@ -75,7 +75,10 @@ def answer_both(model, items: list[dict], task_by_name: dict) -> None:
         q["features"] = routing.features(task_by_name[q["task"]], program, q["input"])
 
 
-def run_head_to_head(out: Path, budget_name: str, seed: int, pack_seed: int, threads: int = 0) -> dict | None:
+def run_head_to_head(out: Path, budget_name: str, seed: int, pack_seed: int, threads: int = 1) -> dict | None:
+    """Train the neural model (one thread: the same numbers on any core count), answer every fresh query
+    both ways, fit the learned router and write `<out>/neural/analysis.json`. An unfinished `neural` run
+    starts over (the lab's --out is already claimed, and its --resume keeps only finished runs)."""
     analysis_path = out / "full" / "analysis.json"
     full = json.loads(analysis_path.read_text(encoding="utf-8"))
     tasks = task_dicts(pack_seed)
@@ -95,7 +98,7 @@ def run_head_to_head(out: Path, budget_name: str, seed: int, pack_seed: int, thr
     cfg = TrainConfig(max_steps=b.steps, batch_size=b.batch_size, eval_interval=max(b.steps // 5, 1),
                       warmup_steps=min(100, b.steps // 10), seed=seed, threads=threads)
     run_dir = out / "neural"
-    train(model, neural.encode(items, block), neural.encode(val, block), cfg, run_dir,
+    train(model, neural.encode(items, block), neural.encode(val, block), cfg, run_dir, force=True,
           run_config=run_config(lab="dreamcoder", run="neural", budget=budget_name, seed=seed,
                                 model=vars(model.config), budget_fields=vars(b)))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
+from nnlabs.labs.dreamcoder.report_head_to_head import section as head_to_head_section
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, save
 from nnlabs.report.runs import Run, load_runs
@@ -287,6 +288,7 @@ def write_report(out: Path, runs: dict, ba) -> None:
               + ", ".join(f"{name} {n}" for name, n in errors.items()) + ".", "",
               "Metric definitions: docs/dreamcoder.md. Figures: figures/dreamcoder_*.png. "
               "Explorable: dreamcoder.html.", ""]
+    lines += head_to_head_section(out, out / "figures")
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
 
 
