@@ -8,20 +8,10 @@ finds both, so a report reads one seed or many the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlabs.spine.errors import UserError
-from nnlabs.spine.rundir import read_jsonl  # the one JSONL reader, shared with the trainer's --resume
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is not valid JSON (an interrupted write?); "
-                        "delete the run directory and run it again") from None
+from nnlabs.spine.rundir import read_json, read_jsonl  # the one reader of run files, shared with --resume
 
 
 @dataclass(frozen=True)
