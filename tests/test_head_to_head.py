@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nnlabs.labs.dreamcoder import neural, routing
-from nnlabs.labs.dreamcoder.dsl import parse
+from nnlabs.labs.dreamcoder.dsl import compile_program, parse
 
 
 def test_values_and_prompts_read_as_the_model_sees_them():
@@ -50,9 +50,9 @@ def test_greedy_answers_are_deterministic_and_counted():
 
 
 def test_programs_answer_fresh_inputs_and_fail_cleanly():
-    double = parse("(lam (map (lam (* $0 2)) $0))")
+    double = compile_program(parse("(lam (map (lam (* $0 2)) $0))"))
     assert routing.run_program(double, [1, 2, 30]) == [2, 4, 60]
-    assert routing.run_program(parse("(lam (car $0))"), []) is None
+    assert routing.run_program(compile_program(parse("(lam (car $0))")), []) is None
 
 
 def test_routing_policies_on_a_hand_checked_case():

@@ -13,6 +13,7 @@ import torch
 
 from nnlabs.labs import run_config
 from nnlabs.labs.dreamcoder import neural, routing
+from nnlabs.labs.dreamcoder.dsl import compile_program
 from nnlabs.pack import list_programs
 from nnlabs.spine.train import TrainConfig, train
 
@@ -65,10 +66,11 @@ def queries(tasks: list[dict], programs: dict, n: int, rng: random.Random, max_c
 def answer_both(model, items: list[dict], task_by_name: dict) -> None:
     """Fill in each query's neural and symbolic answers and whether each is right."""
     answers, macs = neural.answer(model, [q["prompt"] for q in items], max_answer=64)
+    compiled = {q["task"]: compile_program(q["program"]) for q in items if q["program"] is not None}
     for q, a, m in zip(items, answers, macs):
         program = q.pop("program")
         q["neural"], q["neural_macs"], q["neural_ok"] = a, m, a == neural.show(q["expected"])
-        got = routing.run_program(program, q["input"]) if program is not None else None
+        got = routing.run_program(compiled[q["task"]], q["input"]) if program is not None else None
         q["symbolic"] = neural.show(got) if got is not None else None
         q["symbolic_ok"] = got is not None and got == q["expected"]
         q["has_program"] = program is not None
@@ -111,7 +113,7 @@ def run_head_to_head(out: Path, budget_name: str, seed: int, pack_seed: int, thr
 
     # ---- compute in one unit
     per_mac = routing.seconds_per_mac(model)
-    rate = routing.exchange_rate(model, [r for c in full["cycles"] for r in c["wake"]], per_mac)
+    rate = routing.exchange_rate([r for c in full["cycles"] for r in c["wake"]], per_mac)
     n_per_task = {t["name"]: sum(q["task"] == t["name"] for q in test_q) for t in test_tasks}
     for q in test_q:
         # the task's search is paid once and shared by its queries; running the program costs one evaluation

@@ -8,6 +8,7 @@ from pathlib import Path
 from nnlabs.labs.dreamcoder.neural import BANDS, show
 from nnlabs.report.figures import new_figure, save
 from nnlabs.report.runs import load_runs
+from nnlabs.report.stats import mean_ci
 from nnlabs.report.tables import markdown_table
 
 POLICIES = {"neural": "neural only", "symbolic": "symbolic only", "rule": "router (rule)",
@@ -21,14 +22,12 @@ def head_to_head_runs(out: Path) -> list[dict]:
 
 
 def mean(values: list[float]) -> float:
-    return sum(values) / max(len(values), 1)
+    return mean_ci(values).mean
 
 
-def spread(values: list[float], pct: bool = True) -> str:
-    """mean, and the range over seeds when there are several."""
-    k = 100 if pct else 1
-    text = f"{k * mean(values):.1f}" if pct else f"{mean(values):,.0f}"
-    return text + (f" ({k * min(values):.1f}–{k * max(values):.1f})" if len(values) > 1 and pct else "")
+def cell(values: list[float], pct: bool = True) -> str:
+    """mean ± 95 % t-interval over seeds, or the value and '(1 seed)'."""
+    return mean_ci([100 * v for v in values]).format(".1f") if pct else mean_ci(values).format(",.0f")
 
 
 def figure(runs: list[dict], figs: Path, source: str) -> None:
@@ -75,9 +74,9 @@ def section(out: Path, figs: Path) -> list[str]:
     seeds = len(runs)
     rows = []
     for key, label in POLICIES.items():
-        rows.append([label] + [spread([r["by_band"][b][key]["accuracy"] for r in runs]) for b in BANDS]
-                    + [spread([r["policies"][key]["accuracy"] for r in runs]),
-                       spread([r["policies"][key]["macs_per_query"] for r in runs], pct=False)])
+        rows.append([label] + [cell([r["by_band"][b][key]["accuracy"] for r in runs]) for b in BANDS]
+                    + [cell([r["policies"][key]["accuracy"] for r in runs]),
+                       cell([r["policies"][key]["macs_per_query"] for r in runs], pct=False)])
     bands = list(BANDS)
     found = {b: [r["found"][b]["accuracy"] for r in runs if r["found"][b]["n"]] for b in bands}
     neural_drop = [r["by_band"]["like examples"]["neural"]["accuracy"] - min(

@@ -18,12 +18,12 @@ converted at the exchange rate measured on this machine (seconds per program tri
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 
-from nnlabs.labs.dreamcoder.dsl import EvalError, compile_program, invent, parse, run, size, to_json, to_value
+from nnlabs.labs.dreamcoder.dsl import EvalError, invent, parse, run, size, to_json, to_value
+from nnlabs.spine.macs import count_macs
 
 FEATURES = ("has program", "program size", "query length / longest example", "query max / largest example")
 
@@ -46,10 +46,10 @@ def found_programs(analysis: dict) -> tuple[dict, dict]:
     return held_out, train
 
 
-def run_program(program, x):
-    """The program's answer on x, or None where it fails (out of steps, ints or list range)."""
+def run_program(compiled, x):
+    """A compiled program's answer on x, or None where it fails (out of steps, ints or list range)."""
     try:
-        return to_json(run(compile_program(program), to_value(x)))
+        return to_json(run(compiled, to_value(x)))
     except EvalError:
         return None
 
@@ -83,7 +83,7 @@ def fit_router(xs: list[list[float]], use_program: list[int], steps: int = 500) 
     return clf
 
 
-def exchange_rate(model, wake: list[dict], seconds_per_mac: float) -> float:
+def exchange_rate(wake: list[dict], seconds_per_mac: float) -> float:
     """MAC-equivalents of one program tried in search: (seconds per program) / (seconds per MAC)."""
     tried = sum(r["tried"] for r in wake)
     seconds = sum(r["seconds"] for r in wake)
@@ -92,8 +92,6 @@ def exchange_rate(model, wake: list[dict], seconds_per_mac: float) -> float:
 
 def seconds_per_mac(model, prompt_len: int = 160, batch: int = 64, repeats: int = 5) -> float:
     """Time the model's forward pass on this machine and divide by the MACs it counts."""
-    from nnlabs.spine.macs import count_macs
-
     idx = torch.zeros(batch, prompt_len, dtype=torch.long)
     with torch.no_grad(), count_macs(model) as counter:
         model(idx)
@@ -129,13 +127,3 @@ def summarise_policy(records: list[dict], policy: str) -> dict:
     n = max(len(picked), 1)
     return {"accuracy": sum(ok for ok, _ in picked) / n, "macs_per_query": sum(m for _, m in picked) / n,
             "n": len(picked)}
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson interval of a proportion k/n (queries are not independent across a task: indicative)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
