@@ -14,6 +14,8 @@ from nnlabs.report.tables import markdown_table
 POLICIES = {"neural": "neural only", "symbolic": "symbolic only", "rule": "router (rule)",
             "learned": "router (learned)", "oracle": "oracle router"}
 COLORS = {"neural": "C0", "symbolic": "C2", "rule": "C1", "learned": "C4", "oracle": "0.4"}
+# hollow, larger markers for the routers: where two policies land on one point, both stay visible
+MARKERS = {"neural": ("o", 8), "symbolic": ("s", 8), "rule": ("D", 13), "learned": ("o", 6), "oracle": ("^", 9)}
 
 
 def head_to_head_runs(out: Path) -> list[dict]:
@@ -46,8 +48,10 @@ def figure(runs: list[dict], figs: Path, source: str) -> None:
     for key, label in POLICIES.items():
         xs = [r["policies"][key]["macs_per_query"] for r in runs]
         ys = [100 * r["policies"][key]["accuracy"] for r in runs]
-        ax[0][1].plot(xs, ys, "o", color=COLORS[key], alpha=0.35, ms=4)
-        ax[0][1].plot(mean(xs), mean(ys), "o", color=COLORS[key], ms=8, label=label)
+        marker, size = MARKERS[key]
+        ax[0][1].plot(xs, ys, marker, color=COLORS[key], alpha=0.35, ms=4)
+        ax[0][1].plot(mean(xs), mean(ys), marker, color=COLORS[key], ms=size, label=label,
+                      mfc="none" if key == "rule" else COLORS[key], mew=2)
     ax[0][1].set_xscale("log")
     ax[0][1].set(title="Accuracy against compute (all bands)", xlabel="forward MACs (or MAC-equivalents) per query",
                  ylabel="exact answers (% of queries)", ylim=(0, 105))
