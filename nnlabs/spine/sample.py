@@ -1,9 +1,7 @@
-"""Sampling: temperature and top-k, an optional hook that can splice tokens in (tools run inside
-generation), and the fixed prompt set sampled at every evaluation."""
+"""Sampling: temperature and top-k, and the fixed prompt set sampled at every evaluation. (The tools
+lab decodes with its own batched, greedy `generate_with_tools`, which splices the tool's output in.)"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +14,10 @@ SAMPLE_SEED = 1234
 
 @torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             generator: torch.Generator | None = None, block_size: int | None = None, stop_token: int | None = 0,
-             splice: Callable[[list[int]], list[int] | None] | None = None) -> list[list[int]]:
+             generator: torch.Generator | None = None, block_size: int | None = None,
+             stop_token: int | None = 0) -> list[list[int]]:
     """Extend each row of idx (B, T) by up to max_new_tokens; a row stops at `stop_token`.
-    `splice(row_tokens)` is called after each sampled token and may return tokens to append to that row
-    (e.g. a tool's output) before sampling continues. Returns the generated tokens per row (prompt excluded)."""
+    Returns the generated tokens per row (prompt excluded)."""
     was_training = model.training
     model.eval()
     rows = [r.tolist() for r in idx]
@@ -30,16 +27,9 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
         live = [i for i, d in enumerate(done) if not d]
         if not live:
             break
-        ctx = [rows[i][-block_size:] if block_size else rows[i] for i in live]
-        width = max(len(c) for c in ctx)
-        # rows can differ in length after splicing; left-pad and read each row's last real position
-        x = torch.zeros(len(live), width, dtype=torch.long, device=idx.device)
-        for j, c in enumerate(ctx):
-            x[j, width - len(c):] = torch.tensor(c, device=idx.device)
-        if any(len(c) < width for c in ctx):  # padded rows: run them one at a time (rare; keeps positions exact)
-            logits = torch.cat([model(x[j:j + 1, width - len(c):])[0][:, -1, :] for j, c in enumerate(ctx)])
-        else:
-            logits = model(x)[0][:, -1, :]
+        # every live row has the same length: one token per step each
+        x = torch.tensor([rows[i][-block_size:] if block_size else rows[i] for i in live], device=idx.device)
+        logits = model(x)[0][:, -1, :]  # [live, V]
         logits = logits / temperature
         if top_k is not None:
             v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
@@ -49,10 +39,6 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
             rows[i].append(t)
             if stop_token is not None and t == stop_token:
                 done[i] = True
-            elif splice is not None:
-                extra = splice(rows[i][start:])
-                if extra:
-                    rows[i].extend(extra)
     model.train(was_training)
     return [r[start:] for r in rows]
 
