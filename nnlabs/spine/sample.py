@@ -15,9 +15,9 @@ SAMPLE_SEED = 1234
 @torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              generator: torch.Generator | None = None, block_size: int | None = None,
-             stop_token: int | None = 0) -> list[list[int]]:
-    """Extend each row of idx (B, T) by up to max_new_tokens; a row stops at `stop_token`.
-    Returns the generated tokens per row (prompt excluded)."""
+             stop_token: int | None = 0, greedy: bool = False) -> list[list[int]]:
+    """Extend each row of idx (B, T) by up to max_new_tokens, sampling (or, `greedy`, taking the most likely
+    token); a row stops at `stop_token`. Returns the generated tokens per row (prompt excluded)."""
     was_training = model.training
     model.eval()
     rows = [r.tolist() for r in idx]
@@ -30,11 +30,14 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
         # every live row has the same length: one token per step each
         x = torch.tensor([rows[i][-block_size:] if block_size else rows[i] for i in live], device=idx.device)
         logits = model(x)[0][:, -1, :]  # [live, V]
-        logits = logits / temperature
-        if top_k is not None:
-            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-            logits[logits < v[:, [-1]]] = -float("inf")
-        nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator).view(-1).tolist()
+        if greedy:
+            nxt = logits.argmax(-1).tolist()
+        else:
+            logits = logits / temperature
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("inf")
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator).view(-1).tolist()
         for i, t in zip(live, nxt):
             rows[i].append(t)
             if stop_token is not None and t == stop_token:

@@ -20,6 +20,7 @@ from nnlabs.pack.list_programs import LIST_LEN, VALUES, run_sexpr
 from nnlabs.spine.data import SequenceData, Vocab
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
+from nnlabs.spine.sample import generate
 
 # where fresh inputs are drawn from: like the examples, longer lists than any example, larger numbers
 BANDS = {
@@ -105,8 +106,6 @@ def build_model(block_size: int, n_layer: int, n_embd: int) -> Transformer:
 def answer(model: Transformer, prompts: list[str], max_answer: int) -> tuple[list[str], list[int]]:
     """Greedy answers and the forward MACs each one costs. Prompts of one length run as one batch;
     MACs are those of one forward pass over prompt + answer (what decoding with a KV cache costs)."""
-    model.eval()
-    block = model.config.block_size
     answers, macs = [""] * len(prompts), [0] * len(prompts)
     macs_at: dict[int, int] = {}  # sequence length -> forward MACs (they depend on the length only)
     by_length: dict[int, list[int]] = {}
@@ -114,19 +113,13 @@ def answer(model: Transformer, prompts: list[str], max_answer: int) -> tuple[lis
         by_length.setdefault(len(p), []).append(i)
     for rows in by_length.values():
         idx = torch.tensor([[0] + VOCAB.encode(prompts[i]) for i in rows])  # [R, 1 + len(prompt)]
-        done = torch.zeros(len(rows), dtype=torch.bool)
-        for _ in range(max_answer):
-            if done.all() or idx.size(1) >= block:
-                break
-            nxt = model(idx)[0][:, -1].argmax(-1)  # [R]
-            done |= nxt == 0
-            idx = torch.cat([idx, torch.where(done, 0, nxt)[:, None]], dim=1)
-        for j, i in enumerate(rows):
-            out = VOCAB.decode(idx[j, 1 + len(prompts[i]):].tolist())
-            answers[i], length = out, 1 + len(prompts[i]) + len(out)
+        steps = min(max_answer, model.config.block_size - idx.size(1))
+        for j, (i, ids) in enumerate(zip(rows, generate(model, idx, steps, greedy=True))):
+            answers[i] = VOCAB.decode(ids)
+            length = idx.size(1) + len(answers[i])
             if length not in macs_at:
                 with count_macs(model) as counter:
-                    model(idx[j:j + 1, :length])
+                    model(torch.cat([idx[j], torch.tensor(ids[:len(answers[i])], dtype=torch.long)])[None])
                 macs_at[length] = counter.macs
             macs[i] = macs_at[length]
     return answers, macs
