@@ -376,12 +376,12 @@ def write_report(runs, out: Path, every_seed) -> None:
                 lines.append(f"The cheapest adaptive model within 1 point of {deepest['model']} is "
                              f"**{cheapest['model']}** ({100 * cheapest['splits']['test']['acc']:.1f}%) with "
                              f"{100 * saved:.0f}% less compute than the cheapest fixed depth that good "
-                             f"({fixed['model']}): adaptive depth helped (seed {cheapest['seed']}; the every-seed "
-                             "table below says whether that holds across seeds).")
+                             f"({fixed['model']}) on seed {cheapest['seed']} — one seed, so no verdict here; the "
+                             "every-seed table below gives the interval that decides whether adaptive depth helped.")
             else:
                 lines.append(f"No adaptive model came within 1 point of {deepest['model']} with more than 5% less "
-                             f"compute than {fixed['model']}, the cheapest fixed depth that good: adaptive depth did "
-                             "not help here.")
+                             f"compute than {fixed['model']}, the cheapest fixed depth that good, on this seed (one "
+                             "seed: the every-seed table below decides).")
         act = [a for a in dense(rs) if a["kind"] == "act"]
         if act:
             good = max(act, key=accuracy_then_cheapness)

@@ -55,7 +55,8 @@ def mcnemar(a: set[str], b: set[str]) -> tuple[int, int, float]:
 def paired_verdict(a: set[str], b: set[str], better: str, worse: str) -> str:
     """One sentence: did run A solve more held-out tasks than run B beyond what chance would give?"""
     only_a, only_b, p = mcnemar(a, b)
-    test = f"{only_a} task(s) solved only with it, {only_b} only without; exact McNemar p = {p:.2f}"
+    test = f"{only_a} task(s) solved only with it, {only_b} only without; exact McNemar p = {p:.2f}, over the " \
+           "held-out tasks of one seed"
     if p < 0.05:
         return f"{better if only_a > only_b else worse} ({test})."
     return f"the difference is within noise at this scale ({test})."

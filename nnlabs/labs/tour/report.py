@@ -182,8 +182,9 @@ def report_deep(runs: dict[str, Run], figs: Path) -> list[str]:
     table = markdown_table(["run", "saturated at init", "dead at init", "saturated at end", "dead at end",
                             "mostly dead at end", "median log10 update/data", "best test NLL"], rows)
     naive, scaled, bn = (mean_over_layers(deep[name]["records"][-1]["layers"], "mostly_dead") for name in DEEP_RUNS)
-    verdict = ("the naive init ends with more mostly-dead units than the scaled init" if naive > scaled else
-               "at this budget the naive init did NOT end with more mostly-dead units than the scaled init — "
+    verdict = ("on this one seed, the naive init ends with more mostly-dead units than the scaled init"
+               if naive > scaled else
+               "on this one seed the naive init did NOT end with more mostly-dead units than the scaled init — "
                "AdamW partly rescued it; compare the init-time histograms")
     strict = max(s["dead"] for d in deep.values() for r in d["records"] for s in r["layers"])
     note = ("" if strict > 0.05 else f" Strictly dead units (saturated on every one of a batch's rows) stayed rare "
