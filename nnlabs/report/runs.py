@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlabs.spine.rundir import read_json, read_jsonl  # the one reader of run files, shared with --resume
+from nnlabs.spine.rundir import finished, read_json, read_jsonl  # the one reader of run files, shared with --resume
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        return (self.path / "analysis.json").exists()
+        return finished(self.path)
 
     @classmethod
     def read(cls, path: str | Path) -> Run:
