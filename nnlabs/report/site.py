@@ -246,9 +246,11 @@ UNITS_NOTE = """Every lab measures quality and the compute it spent, and every p
 units, named on its axes (the list below is read from each payoff.json). The neural parts count forward
 multiply-accumulates (MACs) per token or per example from the shapes actually used (active experts only,
 halting steps actually taken), so their axes share one unit. Tool use charges each call a declared cost in
-MACs on top of the model's own: a price the series sets, not a measurement. DreamCoder's compute is
-programs searched, a count of search effort with no MAC equivalent. So panels do not share an axis and no
-conversion is invented: what carries across the parts is the shape. Where the red frontier (all runs)
+MACs on top of the model's own: a price the series sets, not a measurement. DreamCoder's panel counts
+programs searched; Part 7.5 converts a program tried into MAC-equivalents at an exchange rate measured on
+the machine that ran it (CPU seconds per program ÷ CPU seconds per MAC, in Part 7's report), a rate that
+moves with the interpreter and the hardware, so this figure keeps the count. Panels do not share an axis:
+what carries across the parts is the shape. Where the red frontier (all runs)
 leaves the dashed one (baselines only), that part's routing decision bought quality for its compute."""
 
 
