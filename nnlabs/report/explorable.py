@@ -45,6 +45,21 @@ function el(tag, attrs, ...children) {
   return e;
 }
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+// The view lives in the URL's hash (#run=top1_e8&step=3), so a post can link the exact view it describes.
+function readState() { return Object.fromEntries(new URLSearchParams(location.hash.slice(1))); }
+function writeState(state) { history.replaceState(null, '', '#' + new URLSearchParams(state).toString()); }
+// Bind form controls (by id) to the hash: values from the URL first, then every change rewrites it and
+// calls `draw`. Sliders and selects are native controls, so arrow keys and Tab already work on them.
+function bindControls(ids, draw) {
+  const saved = readState(), box = id => document.getElementById(id);
+  const save = () => writeState(Object.fromEntries(ids.map(id => [id, box(id).value])));
+  for (const id of ids) {
+    if (saved[id] !== undefined && [...(box(id).options || [{value: saved[id]}])].some(o => o.value === saved[id]))
+      box(id).value = saved[id];
+    box(id).addEventListener(box(id).type === 'range' ? 'input' : 'change', () => { save(); draw(); });
+  }
+  save();
+}
 """
 
 
