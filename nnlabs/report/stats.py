@@ -116,7 +116,7 @@ class Interval:
         """'2.013 ± 0.021' for several seeds, '2.013 (1 seed)' for one: what a table cell shows."""
         if self.n < 2:
             return f"{self.mean:{spec}} (1 seed)"
-        return f"{self.mean:{spec}} ± {self.half:{spec}}"
+        return f"{self.mean:{spec}} ± {self.half:{spec.replace('+', '')}}"
 
     def __str__(self) -> str:
         return self.format()
@@ -184,6 +184,26 @@ def verdict(diff: Interval, higher_is_better: bool = True,
     return words[2]
 
 
+def cell(values: Sequence[float], spec: str = ".3f", scale: float = 1.0) -> str:
+    """A report's table cell over seeds: 'mean ± half-width' for several, the bare value for one (the
+    report's header says it is one seed), '—' for none. `scale` e.g. 100 for a fraction shown in %."""
+    xs = [float(v) * scale for v in values if v is not None]
+    if not xs:
+        return "—"
+    ci = mean_ci(xs)
+    return ci.format(spec) if ci.n > 1 else f"{ci.mean:{spec}}"
+
+
+def seeds_sentence(seeds: Sequence[int]) -> str:
+    """What a report's header says about its seeds, so a reader knows what a table cell is."""
+    seeds = sorted(seeds)
+    if len(seeds) == 1:
+        return f"One seed ({seeds[0]}): numbers are that run's, with no interval; a verdict says so."
+    return (f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): numbers are means ± the half-width of a "
+            f"{LEVEL:.0%} t-interval over seeds; paired comparisons match runs by seed; figures draw each seed "
+            "faint and the mean over seeds on top.")
+
+
 # -----------------------------------------------------------------------------
 # from run directories
 
@@ -216,12 +236,16 @@ def plot_seeds(ax, x: float, values: Sequence[float], *, color: str, label: str 
 
 
 def plot_seed_curves(ax, curves: Sequence[tuple[Sequence[float], Sequence[float]]], *, color: str,
-                     label: str | None = None) -> None:
+                     label: str | None = None, linestyle: str = "-") -> None:
     """Every seed's curve (xs, ys) as a faint line, the mean over seeds at the x values all of them share
-    on top (runs of one setting evaluate at the same steps, so that is every point)."""
+    on top (runs of one setting evaluate at the same steps, so that is every point). One seed: its line."""
+    if len(curves) == 1:
+        ax.plot(*curves[0], color=color, linewidth=1.6, linestyle=linestyle, label=label)
+        return
     for xs, ys in curves:
-        ax.plot(xs, ys, color=color, alpha=SEED_ALPHA, linewidth=0.8)
+        ax.plot(xs, ys, color=color, alpha=SEED_ALPHA, linewidth=0.8, linestyle=linestyle)
     shared = sorted(set.intersection(*(set(xs) for xs, _ in curves))) if curves else []
     if shared:
         at = [dict(zip(xs, ys)) for xs, ys in curves]
-        ax.plot(shared, [sum(a[x] for a in at) / len(at) for x in shared], color=color, linewidth=1.6, label=label)
+        ax.plot(shared, [sum(a[x] for a in at) / len(at) for x in shared], color=color, linewidth=1.6,
+                linestyle=linestyle, label=label)

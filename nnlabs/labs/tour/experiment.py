@@ -25,6 +25,9 @@ DEEP_RUNS = {
     "mlp_deep_scaled": ("scaled", False, "scaled init (5/3 / sqrt(fan_in))"),
     "mlp_deep_batchnorm": ("naive", True, "naive init + BatchNorm"),
 }
+# One CPU thread for every run: a reduction summed over another thread count rounds differently, so the
+# same seed would give different numbers on a laptop and a workstation (docs/design.md, "same numbers").
+THREADS = 1
 DEEP_MODEL = dict(n_embd=16, n_embd2=100, mlp_layers=5)
 
 
@@ -87,7 +90,8 @@ def run_bigrams(out: Path, data, budget: TourBudget, seed: int, progress, resume
     # learning: the same table as free logits, by AdamW on the same NLL. No weight decay: it would pull
     # the logits toward 0, a different smoothing than add-one.
     tcfg = TrainConfig(max_steps=budget.bigram_steps, batch_size=64, learning_rate=0.1, warmup_steps=0,
-                       min_lr_frac=0.1, weight_decay=0.0, eval_interval=budget.bigram_eval, seed=seed, device="cpu")
+                       min_lr_frac=0.1, weight_decay=0.0, eval_interval=budget.bigram_eval, seed=seed, device="cpu",
+                       threads=THREADS)
     torch.manual_seed(seed)
     model = build_model("bigram", mcfg)
     train(model, data.train, data.test, tcfg, out / "bigram_learned", sample_fn=sampler(data), progress=progress,
@@ -107,7 +111,7 @@ def run_deep_mlps(out: Path, data, budget: TourBudget, seed: int, progress, resu
         # plain AdamW at a brisk learning rate, no clipping: nothing that hides the problem
         tcfg = TrainConfig(max_steps=budget.deep_steps, batch_size=32, learning_rate=1e-2, warmup_steps=0,
                            min_lr_frac=0.1, weight_decay=0.0, grad_clip=0.0, eval_interval=budget.eval_interval,
-                           seed=seed, device="cpu")
+                           seed=seed, device="cpu", threads=THREADS)
         torch.manual_seed(seed)
         model = build_model("mlp", mcfg)
         recorder = DeepMLPRecorder(model, budget.record)
@@ -125,7 +129,8 @@ def run_deep_mlps(out: Path, data, budget: TourBudget, seed: int, progress, resu
 
 
 def run_attention(out: Path, data, budget: TourBudget, seed: int, progress, resume: bool = False) -> None:
-    tcfg = TrainConfig(max_steps=budget.lm_steps, eval_interval=budget.eval_interval, seed=seed, device="cpu")
+    tcfg = TrainConfig(max_steps=budget.lm_steps, eval_interval=budget.eval_interval, seed=seed, device="cpu",
+                       threads=THREADS)
     # the spine's defaults for both models: one recipe
     for kind in ("mlp", "transformer"):
         mcfg = ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size)
