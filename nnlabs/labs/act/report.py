@@ -4,17 +4,17 @@ directories alone."""
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass, summarize
+from nnlabs.labs.act.explorable import write_explorable
+from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass
 from nnlabs.pack import algorithmic
-from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, plt, save
 from nnlabs.report.runs import load_runs
+from nnlabs.report.stats import SEED_ALPHA, cell, paired, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -25,9 +25,16 @@ LABEL_OFFSETS = {"fixed": ((5, -9), "left"), "act": ((-5, 3), "right"), "ponder"
 
 
 
-def fig_accuracy_vs_compute(runs, out: Path):
+def fig_accuracy_vs_compute(runs, out: Path, every_seed):
     fig, axes = new_figure(len(runs), 1, width=4.6, height=3.8)
     for ax, (task, rs) in zip(axes[0], runs.items()):
+        # every seed's point faint; the seed mean (what `runs` holds when there are several seeds) on top
+        if len(seeds_of(every_seed)) > 1:
+            for a in every_seed[task]:
+                for split, marker in (("test", "o"), ("lengthgen", "s")):
+                    s = a["splits"][split]
+                    ax.scatter(s["macs_per_example"] / 1e6, 100 * s["acc"], marker=marker, s=16, linewidths=0,
+                               color=COLORS[a["kind"]], alpha=SEED_ALPHA)
         labels: dict[tuple, list] = {}  # label anchor -> the models labelled there
         for a in rs:
             for split, marker, fill in (("test", "o", True), ("lengthgen", "s", False)):
@@ -48,7 +55,7 @@ def fig_accuracy_vs_compute(runs, out: Path):
         ax.set_ylim(-2, 104)
         ax.axhline(50, color="#bbb", lw=0.8, ls="--")
         ax.text(ax.get_xlim()[1], 45, "chance (binary answers) ", fontsize=6, color="#888", ha="right")
-        ax.set_title(f"{task}: accuracy vs measured compute")
+        ax.set_title(f"{task}: accuracy vs measured compute" + seed_note(every_seed))
         ax.set_xlabel("forward MACs per example, millions (measured)")
         ax.set_ylabel("exact-match accuracy (%)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in COLORS.items()]
@@ -82,10 +89,16 @@ def fig_halting_by_difficulty(runs, out: Path):
     save(fig, out / "figures" / "halting_by_difficulty", source=str(out))
 
 
-def fig_tau_tradeoff(runs, out: Path):
+def fig_tau_tradeoff(runs, out: Path, every_seed):
     fig, axes = new_figure(len(runs), 1, width=4.2, height=3.4)
     for ax, (task, rs) in zip(axes[0], runs.items()):
         act = [a for a in dense(rs) if a["kind"] == "act"]
+        if len(seeds_of(every_seed)) > 1:
+            for a in dense(every_seed[task]):
+                if a["kind"] == "act":
+                    for split, marker in (("test", "o"), ("lengthgen", "s")):
+                        ax.scatter(a["splits"][split]["steps_position"], 100 * a["splits"][split]["acc"], s=14,
+                                   marker=marker, color=COLORS["act"], alpha=SEED_ALPHA, linewidths=0)
         for split, marker in (("test", "o-"), ("lengthgen", "s--")):
             ax.plot([a["splits"][split]["steps_position"] for a in act], [100 * a["splits"][split]["acc"] for a in act],
                     marker, color=COLORS["act"], label=split)
@@ -93,7 +106,7 @@ def fig_tau_tradeoff(runs, out: Path):
             s = a["splits"]["test"]
             ax.annotate(f"τ={a['tau']:g}", (s["steps_position"], 100 * s["acc"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
-        ax.set_title(f"{task}: the τ tradeoff (ACT)")
+        ax.set_title(f"{task}: the τ tradeoff (ACT)" + seed_note(every_seed))
         ax.set_xlabel("mean passes per position (ponder cost N)")
         ax.set_ylabel("accuracy (%)")
         ax.legend()
@@ -250,18 +263,39 @@ def one_seed(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return first
 
 
-def spread(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
-    """Mean and range over seeds, e.g. `97.3 (95.0–99.2)`; a single value as it is."""
-    values = [scale * v for v in values]
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+def seeds_of(every_seed: dict[str, list[dict]]) -> list[int]:
+    return sorted({a["seed"] for rs in every_seed.values() for a in rs})
+
+
+def seed_note(every_seed) -> str:
+    seeds = seeds_of(every_seed)
+    return f"\nmean of {len(seeds)} seeds; faint: each seed" if len(seeds) > 1 else f" (seed {seeds[0]})"
+
+
+MEAN_KEYS = ("acc", "macs_per_example", "steps_position", "steps_answer")
+
+
+def seed_means(every_seed: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each model's lowest-seed analysis with its split summaries (accuracy, MACs, passes) replaced by the
+    mean over its seeds: what the accuracy-vs-compute and τ figures plot."""
+    means: dict[str, list[dict]] = {}
+    for task, rs in one_seed(every_seed).items():
+        means[task] = []
+        for a in rs:
+            group = [b for b in every_seed[task] if b["model"] == a["model"]]
+            splits = {split: {**a["splits"][split], **{k: float(np.mean([b["splits"][split][k] for b in group]))
+                                                      for k in MEAN_KEYS}} for split in a["splits"]}
+            means[task].append({**a, "splits": splits})
+    return means
+
+
+SOLVED = 0.95  # a seed "solved" the task when its test accuracy reaches this
 
 
 def seeds_section(task: str, rs: list[dict]) -> list[str]:
-    """Every model over the seeds that ran it: mean and range of accuracy, passes and compute; PonderNet's
-    settled step count beside its prior's lambda_p."""
+    """Every model over the seeds that ran it: mean ± t-interval of accuracy, passes and compute, how many
+    seeds solved the task (accuracy is all-or-nothing on parity, where an interval says little), the
+    verdict on adaptive depth, and PonderNet's settled step count beside its prior's lambda_p."""
     by_model: dict[str, list[dict]] = {}
     for a in rs:
         by_model.setdefault(a["model"], []).append(a)
@@ -269,14 +303,16 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
     for name, group in by_model.items():
         test, gen = [a["splits"]["test"] for a in group], [a["splits"]["lengthgen"] for a in group]
         rows.append([name, ", ".join(str(a["seed"]) for a in sorted(group, key=lambda a: a["seed"] or 0)),
-                     spread([t["acc"] for t in test], 100), spread([g["acc"] for g in gen], 100),
-                     spread([t["steps_answer"] for t in test], digits=2),
-                     spread([t["steps_position"] for t in test], digits=2),
-                     spread([t["macs_per_example"] for t in test], 1e-6, digits=2)])
-    lines = [f"### {task}: every seed", "", "Mean (range) over the seeds listed; accuracies in %, compute in "
-             "millions of MACs per example (test).", "",
-             markdown_table(["model", "seeds", "test acc", "lengthgen acc", "passes at answer", "passes / position",
-                             "MACs / example (M)"], rows)]
+                     cell([t["acc"] for t in test], ".1f", 100), cell([g["acc"] for g in gen], ".1f", 100),
+                     f"{sum(t['acc'] >= SOLVED for t in test)} / {len(test)}",
+                     cell([t["steps_answer"] for t in test], ".2f"), cell([t["steps_position"] for t in test], ".2f"),
+                     cell([t["macs_per_example"] for t in test], ".3f", 1e-6)])
+    lines = [f"### {task}: every seed", "", f"Mean ± {LEVEL_TEXT} over the seeds listed (the value itself for one "
+             f"seed); accuracies in %, compute in millions of MACs per example (test); solved = test accuracy "
+             f">= {SOLVED:.0%}.", "",
+             markdown_table(["model", "seeds", "test acc", "lengthgen acc", "seeds solved", "passes at answer",
+                             "passes / position", "MACs / example (M)"], rows), ""]
+    lines += adaptive_verdict(by_model)
     ponder = [(name, group) for name, group in by_model.items() if group[0]["kind"] == "ponder"]
     if ponder:
         lines += ["PonderNet halts at evaluation by sampling its halting pass (probability lambda_n at pass n), as "
@@ -284,11 +320,48 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
                   "the renormalised truncated geometric prior. Settled step count by the prior's lambda_p "
                   f"(cap {ponder[0][1][0]['max_steps']} passes): "
                   + "; ".join(f"lambda_p = {g[0]['config']['act']['prior']}: "
-                              f"{spread([a['splits']['test']['steps_position'] for a in g], digits=2)} passes per "
-                              f"position, {spread([a['splits']['test']['steps_answer'] for a in g], digits=2)} at the "
-                              f"answer, {spread([a['splits']['test']['acc'] for a in g], 100)}% on test"
+                              f"{cell([a['splits']['test']['steps_position'] for a in g], '.2f')} passes per "
+                              f"position, {cell([a['splits']['test']['steps_answer'] for a in g], '.2f')} at the "
+                              f"answer, {cell([a['splits']['test']['acc'] for a in g], '.1f', 100)}% on test"
                               for _, g in ponder) + ".", ""]
     return lines
+
+
+LEVEL_TEXT = "the half-width of a 95 % t-interval"
+
+
+def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
+    """Did adaptive depth help? The adaptive model with the best mean accuracy (then the least compute)
+    against the deepest fixed model, paired by seed: accuracy in points, compute in % of the fixed model's."""
+    dense_models = {m: g for m, g in by_model.items() if not g[0].get("experts")}
+    fixed = [g for g in dense_models.values() if g[0]["kind"] == "fixed"]
+    adaptive = [g for g in dense_models.values() if g[0]["kind"] in ("act", "ponder", "exit")]
+    if not fixed or not adaptive:
+        return []
+    deepest = max(fixed, key=lambda g: g[0]["max_steps"])
+
+    def mean(g, key):
+        return float(np.mean([a["splits"]["test"][key] for a in g]))
+
+    best = max(adaptive, key=lambda g: (mean(g, "acc"), -mean(g, "macs_per_example")))
+    base = {a["seed"]: a["splits"]["test"] for a in deepest}
+    acc = paired({a["seed"]: 100 * a["splits"]["test"]["acc"] for a in best},
+                 {s: 100 * t["acc"] for s, t in base.items()}).diff
+    # compute saved, per seed: 100 (1 - MACs_adaptive / MACs_fixed)
+    saved = paired({a["seed"]: 100 * (1 - a["splits"]["test"]["macs_per_example"] / base[a["seed"]]["macs_per_example"])
+                    for a in best if a["seed"] in base}, {s: 0.0 for s in base}).diff
+    a_word = verdict(acc, words=("more accurate", "less accurate", "as accurate within noise"))
+    c_word = verdict(saved, words=("cheaper", "dearer", "no cheaper within noise"))
+    name, deep = best[0]["model"], deepest[0]["model"]
+    if acc.n < 2:
+        return [f"Adaptive depth, one seed (no verdict): {name} vs {deep}: {acc.mean:+.1f} points of test accuracy, "
+                f"{saved.mean:+.0f}% compute saved.", ""]
+    helped = a_word != "less accurate" and c_word == "cheaper"
+    return [f"**Adaptive depth, over {acc.n} seeds:** {name} (the adaptive model with the best mean accuracy) vs "
+            f"{deep}, paired by seed: test accuracy {acc.format('+.1f')} points ({a_word}), compute saved "
+            f"{saved.format('+.0f')}% ({c_word}). Verdict: adaptive depth "
+            + ("**helped** (as accurate or better, for less compute)." if helped else
+               "**did not clearly help** at this budget."), ""]
 
 
 def report(out: Path) -> None:
@@ -297,9 +370,10 @@ def report(out: Path) -> None:
     if not every_seed:
         raise UserError(f"no run directories with analysis.json under {out}; run `nnlabs lab act` first")
     runs = one_seed(every_seed)
-    fig_accuracy_vs_compute(runs, out)
+    means = seed_means(every_seed)
+    fig_accuracy_vs_compute(means, out, every_seed)
     fig_halting_by_difficulty(runs, out)
-    fig_tau_tradeoff(runs, out)
+    fig_tau_tradeoff(means, out, every_seed)
     fig_per_example(runs, out)
     fig_routing_by_pass(runs, out)
     write_report(runs, out, every_seed)
@@ -319,11 +393,16 @@ def write_payoff(runs, out: Path) -> None:
 
 
 def write_report(runs, out: Path, every_seed) -> None:
-    lab = json.loads((out / "lab.json").read_text()) if (out / "lab.json").exists() else {}
+    walls = [json.loads(p.read_text())["wall_s"] for p in sorted([*out.glob("lab.json"), *out.glob("seed-*/lab.json")])]
+    first = next(iter(runs.values()))[0]
+    seeds = seeds_of(every_seed)
     lines = ["# Part 5 — adaptive computation: passes of one shared block, with a halting unit", "",
-             f"Budget `{lab.get('budget', '?')}`, seed {lab.get('seed', '?')}, wall time {lab.get('wall_s', '?')} s, "
-             f"tasks: {', '.join(lab.get('tasks', runs))} (the `full` budget runs all four). "
-             "Every number below is computed from the run directories beside this file. "
+             f"Budget `{first['config']['budget']}`. {seeds_sentence(seeds)} "
+             + (f"Wall time {cell(walls, '.0f')} s per seed. " if walls else "")
+             + f"Tasks: {', '.join(runs)} (the `full` budget runs all four). "
+             + (f"The per-task tables and the per-example figures show seed {seeds[0]}; the every-seed tables "
+                "give means and intervals and decide the verdicts. " if len(seeds) > 1 else "")
+             + "Every number below is computed from the run directories beside this file. "
              "Compute = forward MACs per example, measured by `count_macs` on the rows actually run "
              "(halted positions are gathered out of the computation, so they cost nothing).", "",
              "Every model is one transformer block applied for several passes (its attention window per task "
@@ -427,25 +506,3 @@ def write_report(runs, out: Path, every_seed) -> None:
               "", "![per example](figures/per_example_compute.png)", "",
               "Definitions of every metric: docs/act.md. Interactive version: act.html.", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-
-
-def write_explorable(runs, out: Path) -> None:
-    tasks = {}
-    for task, rs in runs.items():
-        field = algorithmic.FIELDS[task][0]
-        models = []
-        for a in rs:
-            ex = a["splits"]["test"]["examples"] + a["splits"]["lengthgen"]["examples"]
-            buckets = {"all": summarize(ex), **{str(k): v for k, v in by_bucket(ex, field).items()}}
-            models.append({"name": a["model"], "max_steps": a["max_steps"],
-                           "buckets": {k: {"acc": v["acc"], "macs": v["macs_per_example"],
-                                           "steps": v["steps_answer"], "n": v["n"]} for k, v in buckets.items()},
-                           "examples": example_picture(a, per_bucket=3, limit=60)})
-        best = best_adaptive(rs)
-        values = {r[field] for s in rs[0]["splits"].values() for r in s["examples"]}
-        tasks[task] = {"field": field, "buckets": sorted(values),
-                       "models": models, "best": best["model"] if best else None}
-    page = files(__package__)
-    write_html(out / "act.html", "Adaptive computation: accuracy vs compute, passes per position", {"tasks": tasks},
-               (page / "explorable.html").read_text(encoding="utf-8"),
-               (page / "explorable.js").read_text(encoding="utf-8"))
