@@ -7,7 +7,8 @@ One module per idea, in the order the post reads them:
   compress.py     abstraction sleep: our compressor and the Stitch backend
   wake_sleep.py   the loop: wake, abstraction sleep, dream sleep, the metrics of a cycle
   experiment.py   `nnlabs lab dreamcoder`: the budgets, runs and baselines
-  report.py       figures, report.md, payoff.json and the explorable (explorable.html/.js)
+  report.py       figures, report.md, payoff.json
+  explorable.py   dreamcoder.html: a cycle scrubber over the library graph, curves in step (explorable.*)
 
 Independent of the transformer spine (PyTorch only for the recognition model), so no patches.
 """

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from importlib.resources import files
 from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
+from nnlabs.labs.dreamcoder.explorable import write_explorable
 from nnlabs.labs.dreamcoder.report_head_to_head import section as head_to_head_section
-from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, save
 from nnlabs.report.runs import Run, load_runs
 from nnlabs.report.tables import markdown_table
@@ -291,23 +290,3 @@ def write_report(out: Path, runs: dict, ba) -> None:
               "Explorable: dreamcoder.html.", ""]
     lines += head_to_head_section(out, out / "figures")
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-
-
-def write_explorable(out: Path, runs: dict) -> None:
-    full = runs["full"].analysis
-    cycles, library = [], []
-    tr = {m["step"]: m for m in runs["full"].metrics if m["split"] == "train"}
-    te = {m["step"]: m for m in runs["full"].metrics if m["split"] == "test"}
-    for c in full["cycles"]:
-        library = library + [{"cycle": c["cycle"], "name": a["name"], "suggested": a["suggested"],
-                              "body": a["body"], "helps": a["helps"]} for a in c.get("new_abstractions", [])]
-        test_solved = sorted((r["name"], r["program"]) for r in c["wake"] if r["split"] == "test" and r["solved"])
-        cycles.append({"cycle": c["cycle"], "library": library, "solutions": sorted(c["solutions"].items()),
-                       "test_programs": test_solved,
-                       "train_solved": tr[c["cycle"]]["solved"], "test_solved": te[c["cycle"]]["solved"]})
-    data = {"cycles": cycles, "n_train": tr[1]["n_tasks"] if tr else 0, "n_test": te[1]["n_tasks"] if te else 0,
-            "test_uses": held_out_uses(full)}
-    page = files(__package__)
-    write_html(out / "dreamcoder.html", "DreamCoder lab: the library as it grows", data,
-               (page / "explorable.html").read_text(encoding="utf-8"),
-               (page / "explorable.js").read_text(encoding="utf-8"))

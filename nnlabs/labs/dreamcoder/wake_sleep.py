@@ -189,8 +189,12 @@ def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfi
 
 
 def compression_stats(result, corpus) -> dict:
+    # cost / library_cost: the rewritten corpus and this sleep's new bodies in Stitch's units, exact (the
+    # explorable's description-length curve sums them; the ratios are rounded)
     return {"ratio": round(result.ratio(corpus), 4), "mdl_ratio": round(result.mdl_ratio(corpus), 4),
-            "seconds": round(result.seconds, 4), "n": len(result.abstractions)}
+            "seconds": round(result.seconds, 4), "n": len(result.abstractions),
+            "cost": sum(cost(p) for p in result.rewritten),
+            "library_cost": sum(cost(a.body) for a in result.abstractions)}
 
 
 def dream_sleep(learner: Learner, train: list[Task], by_name: dict[str, Task], cfg: LoopConfig,

@@ -6,7 +6,8 @@ One module per idea, in the order the post reads them:
   sampling.py    tools inside generation: the splice hook that runs the pack's tool on the model's call
   metrics.py     per-query records (π, answers with and without the tool, compute) and their summaries
   experiment.py  `nnlabs lab tools`: the base run, one run per call price, the dream state
-  report.py      figures, report.md, the explorable (explorable.{html,js,css}) and payoff.json
+  report.py      figures, report.md and payoff.json
+  explorable.py  tools.html: a price slider along the swept frontier, the oracle beside it (explorable.*)
 """
 
 from nnlabs.labs import Patch

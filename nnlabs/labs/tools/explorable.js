@@ -1,22 +1,140 @@
-const modelSel = document.getElementById('model'), querySel = document.getElementById('query');
-for (const name of Object.keys(DATA.models)) modelSel.append(el('option', {value: name}, name));
-function fillQueries() {
-  clear(querySel);
-  DATA.models[modelSel.value].forEach((r, i) => querySel.append(el('option', {value: i}, r.family + ': ' + r.query)));
-  show();
+const byId = id => document.getElementById(id);
+const priceIn = byId('price'), policySel = byId('policy'), querySel = byId('query');
+priceIn.max = DATA.prices.length - 1;
+// every run scored the same test queries in the same order: one list of options serves every price
+DATA.prices[0].queries.forEach((r, i) => querySel.append(el('option', {value: i}, r.family + ': ' + r.query)));
+const pct = v => v === null || v === undefined ? '–' : (100 * v).toFixed(1) + '%';
+// a price as the report writes it (Python's :g on a swept price, :.2g on the interpolated one)
+const price = v => String(Number(v.toPrecision(2)));
+const fmt = n => (n / 1e6).toFixed(2) + ' M MACs';
+const COLORS = {learned: '#2e86c1', oracle: '#222', never: '#27ae60', always: '#e67e22', dream: '#c0392b',
+                memorizable: '#e67e22', needed: '#8e44ad'};
+
+// The run shown: the policy trained at the slider's price, or the dream state (it continues the moderate price)
+function current() {
+  const k = +priceIn.value, dreamOk = DATA.dream !== null && k === DATA.moderate;
+  policySel.disabled = !dreamOk;
+  if (dreamOk && policySel.value === 'dream') return {...DATA.dream, label: 'after the dream state'};
+  return {...DATA.prices[k], label: 'learned'};
 }
-function fmt(n) { return (n / 1e6).toFixed(2) + ' M MACs'; }
-function row(label, ...value) { return el('div', {class: 'row'}, el('b', {}, label), el('span', {}, ...value)); }
-function show() {
-  const r = DATA.models[modelSel.value][+querySel.value || 0], t = clear(document.getElementById('trace'));
+// The oracle's accuracy at call rate x: linear between its corners
+function oracleAt(x) {
+  const o = DATA.oracle;
+  for (let i = 1; i < o.length; i++)
+    if (x <= o[i][0]) return o[i][0] === o[i - 1][0] ? o[i][1] : o[i - 1][1] + (x - o[i - 1][0]) / (o[i][0] - o[i - 1][0]) * (o[i][1] - o[i - 1][1]);
+  return o[o.length - 1][1];
+}
+function num(id, text) { return el('b', {id}, text); }
+function drawSummary(p) {
+  byId('price-label').textContent = 'c = ' + price(p.cost);
+  const s = p.learned, box = clear(byId('summary'));
+  box.append('At c = ' + price(p.cost) + (p.label === 'learned' ? '' : ', after the dream state,') +
+    ' the policy calls on ', num('calls', pct(s.call_rate)), ' of the ' + DATA.n_queries + ' test queries (needs-tool ' +
+    pct(s.call_rate_needs_tool) + ', memorizable ' + pct(s.call_rate_memorizable) + ') and answers ',
+    num('acc', pct(s.accuracy)), ' correctly, at ' + fmt(s.compute) + ' per query; the oracle reaches ',
+    num('oracle-acc', pct(oracleAt(s.call_rate))), ' at the same call rate. It makes ' + pct(p.needed_call_rate) +
+    ' of the needed calls (no-tool answer wrong, tool\'s right). Over the sweep the learned curve covers ',
+    num('apgr', DATA.area_fraction === null ? '–' : DATA.area_fraction.toFixed(2)),
+    ' of the oracle\'s gain over never calling (RouteLLM\'s APGR); needed calls stop at ',
+    num('stop', DATA.calls_stop === null ? 'no swept price' : 'c ≈ ' + price(DATA.calls_stop)), '.');
+}
+function legend(id, items) {
+  clear(byId(id)).append(...items.map(([label, color, dash]) =>
+    el('span', {}, el('i', {style: {borderTopColor: color, borderTopStyle: dash ? 'dashed' : 'solid'}}), label)));
+}
+function dot(x, y, r, color, title) {
+  return svgEl('circle', {cx: x, cy: y, r, fill: color}, svgEl('title', {}, title));
+}
+// Accuracy against call rate: the swept policies, the oracle ("optimal"), never/always, the chosen price
+function drawFrontier(p) {
+  const b = DATA.baselines, ys = [...DATA.curve, ...DATA.oracle].map(q => q[1]).concat(b.never.accuracy);
+  const lo = Math.max(0, Math.floor((Math.min(...ys) - 0.02) * 10) / 10), hi = Math.min(1, Math.ceil(Math.max(...ys) * 10) / 10);
+  const {svg, sx, sy} = axes(byId('frontier'), {
+    title: 'accuracy against the fraction of queries that call the tool', height: 290,
+    x: {min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: v => (100 * v) + '%', label: 'queries that call the tool'},
+    y: {min: lo, max: hi, ticks: niceTicks(lo, hi, 5), fmt: v => Math.round(100 * v) + '%', label: 'accuracy (all test queries)'}});
+  const px = q => [sx(q[0]), sy(q[1])], floor = b.never.accuracy;
+  svg.append(svgEl('polygon', {points: pointsAttr([...DATA.curve.map(px), [sx(1), sy(floor)], [sx(0), sy(floor)]]),
+                               fill: COLORS.learned, 'fill-opacity': 0.12}),
+             svgEl('polyline', {points: pointsAttr(DATA.oracle.map(px)), fill: 'none', stroke: COLORS.oracle,
+                                'stroke-dasharray': '6 4', 'stroke-width': 1.5}),
+             svgEl('polyline', {points: pointsAttr(DATA.curve.map(px)), fill: 'none', stroke: COLORS.learned,
+                                'stroke-width': 2}));
+  DATA.prices.forEach(q => svg.append(dot(sx(q.learned.call_rate), sy(q.learned.accuracy), 3.5, COLORS.learned,
+    'c = ' + price(q.cost) + ': ' + pct(q.learned.call_rate) + ' calls, ' + pct(q.learned.accuracy) + ' right')));
+  svg.append(svgEl('rect', {x: sx(0) - 5, y: sy(b.never.accuracy) - 5, width: 10, height: 10, fill: COLORS.never},
+                   svgEl('title', {}, 'never call: ' + pct(b.never.accuracy))),
+             svgEl('path', {d: `M${sx(1)},${sy(b.always.accuracy) - 7}l6,11h-12z`, fill: COLORS.always},
+                   svgEl('title', {}, 'always call: ' + pct(b.always.accuracy))));
+  if (DATA.dream) svg.append(svgEl('path', {d: `M${sx(DATA.dream.learned.call_rate)},${sy(DATA.dream.learned.accuracy) - 7}l7,7l-7,7l-7,-7z`,
+    fill: COLORS.dream}, svgEl('title', {}, 'after the dream state: ' + pct(DATA.dream.learned.accuracy))));
+  // the chosen policy: a ring on its point, a line down to the call-rate axis, the oracle at the same call rate
+  const x = sx(p.learned.call_rate), y = sy(p.learned.accuracy), right = x < (sx(0) + sx(1)) / 2;
+  svg.append(svgEl('line', {x1: x, x2: x, y1: sy(hi), y2: sy(lo), class: 'cursor'}),
+             dot(x, sy(oracleAt(p.learned.call_rate)), 3.5, COLORS.oracle, 'oracle at the same call rate'),
+             svgEl('circle', {cx: x, cy: y, r: 8, fill: 'none', stroke: COLORS.dream, 'stroke-width': 2.5, id: 'chosen'}),
+             svgEl('text', {x: x + (right ? 12 : -12), y: y + 16, 'text-anchor': right ? 'start' : 'end',
+                            class: 'axis'}, 'c = ' + price(p.cost)));
+  legend('frontier-legend', [['learned, one policy per price', COLORS.learned], ['oracle, the optimal router (on the c = ' + price(DATA.prices[DATA.moderate].cost) + ' run\'s answers)', COLORS.oracle, true],
+    ['never call (square)', COLORS.never], ['always call (triangle)', COLORS.always]]
+    .concat(DATA.dream ? [['after the dream state (diamond)', COLORS.dream]] : []));
+}
+// What each price buys: call rates against the price (log axis), the chosen price and where needed calls stop
+function drawBuys(p) {
+  const cs = DATA.prices.map(q => q.cost), lo = Math.min(...cs), hi = Math.max(...cs);
+  const decades = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100].filter(t => t >= lo * 0.999 && t <= hi * 1.001);
+  const {svg, sx, sy} = axes(byId('buys'), {
+    title: 'call rates of the learned policy against the price of a call', height: 290,
+    x: {min: lo, max: hi, log: true, ticks: decades.length >= 2 ? decades : cs, fmt: price,
+        label: 'price of a call (log scale)'},
+    y: {min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: v => (100 * v) + '%', label: 'call rate'}});
+  for (const [key, color] of [['call_rate_needs_tool', COLORS.learned], ['call_rate_memorizable', COLORS.memorizable],
+                              ['needed', COLORS.needed]]) {
+    const pts = DATA.prices.map(q => [q.cost, key === 'needed' ? q.needed_call_rate : q.learned[key]])
+      .filter(q => q[1] !== null);
+    svg.append(svgEl('polyline', {points: pointsAttr(pts.map(q => [sx(q[0]), sy(q[1])])), fill: 'none', stroke: color,
+                                  'stroke-width': 2, 'stroke-dasharray': key === 'needed' ? '5 3' : 'none'}));
+    pts.forEach(q => svg.append(dot(sx(q[0]), sy(q[1]), 3, color, 'c = ' + price(q[0]) + ': ' + pct(q[1]))));
+  }
+  if (DATA.calls_stop !== null) {
+    const x = sx(DATA.calls_stop);
+    svg.append(svgEl('line', {x1: x, x2: x, y1: sy(1), y2: sy(0), stroke: COLORS.needed, 'stroke-dasharray': '2 3'}),
+               svgEl('text', {x: x - 4, y: sy(1) + 12, 'text-anchor': 'end', class: 'tick'}, 'calls stop'));
+  }
+  const x = sx(p.cost);
+  svg.append(svgEl('line', {x1: x, x2: x, y1: sy(1), y2: sy(0), class: 'cursor'}));
+  legend('buys-legend', [['needs-tool queries', COLORS.learned], ['memorizable queries', COLORS.memorizable],
+                         ['needed calls (no-tool wrong, tool right)', COLORS.needed, true]]);
+}
+function outcome(r) {
   const call = r.p_call > 0.5;
+  return {call, ok: call ? r.tool_ok : r.direct_ok, answer: call ? r.tool_answer : r.direct_answer};
+}
+// Every shown query, grouped by family, drawn with the chosen policy's decision
+function drawGrid(p) {
+  const grid = clear(byId('grid')), fams = {};
+  p.queries.forEach((r, i) => (fams[r.family] = fams[r.family] || []).push([r, i]));
+  for (const [fam, rows] of Object.entries(fams)) {
+    const calls = rows.filter(([r]) => outcome(r).call).length;
+    grid.append(el('div', {class: 'fam'}, el('b', {}, fam + ' (' + rows[0][0].kind.replace('_', '-') + '): ' +
+      calls + ' of ' + rows.length + ' call'), ...rows.map(([r, i]) => {
+        const o = outcome(r);
+        return el('span', {class: 'q' + (o.call ? ' call' : '') + (o.ok ? '' : ' wrong') + (i === +querySel.value ? ' sel' : ''),
+                           title: 'P(CALL) ' + r.p_call.toFixed(2) + (o.call ? ', calls' : ', from memory') + ': ' + o.answer,
+                           onclick: () => { querySel.value = i; querySel.dispatchEvent(new Event('change')); }},
+                  r.query + (o.ok ? '' : ' ✗'));
+      })));
+  }
+}
+function row(label, ...value) { return el('div', {class: 'row'}, el('b', {}, label), el('span', {}, ...value)); }
+function drawTrace(p) {
+  const r = p.queries[+querySel.value || 0], t = clear(byId('trace')), {call, ok, answer} = outcome(r);
   const bar = el('span', {class: 'bar'}, el('span', {style: {width: (100 * r.p_call).toFixed(1) + '%'}}));
   t.append(row('query', el('code', {}, r.query)), row('kind', r.kind + ' (' + r.family + ')'),
            row('P(CALL_TOOL)', bar, ' ' + r.p_call.toFixed(3)),
            row('decision', call ? '<CALL_TOOL>: call the tool' : '<NO_TOOL>: answer from memory'));
   if (call) t.append(row('the call', el('code', {}, r.call)),
                      row('tool output', el('code', {}, r.output === null ? '(the call was never closed)' : r.output)));
-  const answer = call ? r.tool_answer : r.direct_answer, ok = call ? r.tool_ok : r.direct_ok;
   t.append(row('answer', el('code', {}, answer), ' ', el('span', {class: ok ? 'ok' : 'bad'},
            ok ? '✓ correct' : '✗ wrong (gold ' + r.gold + ')')));
   const model = call ? r.tool_macs : r.direct_macs, tool = call ? r.call_cost : 0;
@@ -26,22 +144,13 @@ function show() {
                      : 'with the tool it would say ' + r.tool_answer + (r.tool_ok ? ' (right)' : ' (wrong)');
   t.append(row('road not taken', other));
 }
-function fillTable() {
-  const tab = clear(document.getElementById('all'));
-  const heads = ['family', 'query', 'P(CALL)', 'decision', 'answer', 'correct', 'cost'];
-  tab.append(el('tr', {}, ...heads.map(h => el('th', {}, h))));
-  DATA.models[modelSel.value].forEach((r, i) => {
-    const call = r.p_call > 0.5, ok = call ? r.tool_ok : r.direct_ok;
-    const cost = call ? r.tool_macs + r.call_cost : r.direct_macs;
-    const tr = el('tr', {style: {cursor: 'pointer'}, onclick: () => { querySel.value = i; show(); }},
-      el('td', {}, r.family), el('td', {class: 'mono'}, r.query), el('td', {}, r.p_call.toFixed(2)),
-      el('td', {}, call ? 'call' : 'memory'), el('td', {class: 'mono'}, call ? r.tool_answer : r.direct_answer),
-      el('td', {class: ok ? 'ok' : 'bad'}, ok ? '✓' : '✗'), el('td', {}, (cost / 1e6).toFixed(2)));
-    tr.firstChild.style.textAlign = 'left';
-    tab.append(tr);
-  });
+function draw() {
+  const p = current();
+  drawSummary(p); drawFrontier(p); drawBuys(p); drawGrid(p); drawTrace(p);
 }
-modelSel.onchange = () => { fillQueries(); fillTable(); }; querySel.onchange = show; fillQueries(); fillTable();
+bindControls(['price', 'policy', 'query'], draw);
+draw();
+window.addEventListener('resize', () => { const p = current(); drawFrontier(p); drawBuys(p); });
 
 // calc: the pack's grammar. expr := term (('+'|'-') term)*; term := power ('*' power)*;
 // power := unary ('^' power)?; unary := '-' unary | atom; atom := NUMBER | '(' expr ')'

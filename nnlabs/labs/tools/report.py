@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from importlib.resources import files
 from pathlib import Path
 
+from nnlabs.labs.tools.explorable import write_explorable
 from nnlabs.labs.tools.metrics import FAMILIES, KINDS, area_fraction, oracle_curve
 from nnlabs.pack import tool_suite as suite
 from nnlabs.report.runs import Run, load_runs
@@ -50,7 +50,7 @@ def report(out: Path) -> None:
     sweep = price_sweep(runs, mod)
     plot_figures(out, runs, dream, mod, sweep)
     write_report(out, runs, dream, mod, sweep)
-    write_explorable(out, mod, dream)
+    write_explorable(out, runs, dream, mod, sweep)
     write_payoff(out, done)
 
 
@@ -299,24 +299,6 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
               "Figures: `figures/call_rate_by_kind`, `figures/frontier`, `figures/price_sweep`, "
               "`figures/dream_rounds`, `figures/calibration`. Explorable: `tools.html`."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def write_explorable(out: Path, mod: dict, dream: dict | None, per_fam: int = 6) -> Path:
-    from nnlabs.labs.tools.experiment import per_family
-    from nnlabs.report.explorable import write_html
-
-    keys = ("query", "kind", "family", "gold", "p_call", "call", "output", "tool_answer", "tool_ok", "direct_answer",
-            "direct_ok", "direct_macs", "tool_macs", "call_cost")
-    models = {f"learned, call cost {mod['call_cost']:g}": mod}
-    if dream:
-        models[f"learned + dream state, call cost {dream['call_cost']:g}"] = dream
-    data = {"models": {name: [{k: r[k] for k in keys} for r in per_family(an["queries"], per_fam)]
-                       for name, an in models.items()}}
-    page = files(__package__)
-    return write_html(out / "tools.html", "Tool use: the call decision, query by query", data,
-                      (page / "explorable.html").read_text(encoding="utf-8"),
-                      (page / "explorable.js").read_text(encoding="utf-8"),
-                      (page / "explorable.css").read_text(encoding="utf-8"))
 
 
 def write_payoff(out: Path, done: list[Run]) -> None:
