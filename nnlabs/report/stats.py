@@ -236,16 +236,16 @@ def plot_seeds(ax, x: float, values: Sequence[float], *, color: str, label: str 
 
 
 def plot_seed_curves(ax, curves: Sequence[tuple[Sequence[float], Sequence[float]]], *, color: str,
-                     label: str | None = None, linestyle: str = "-") -> None:
+                     label: str | None = None, linestyle: str = "-", marker: str | None = None) -> None:
     """Every seed's curve (xs, ys) as a faint line, the mean over seeds at the x values all of them share
     on top (runs of one setting evaluate at the same steps, so that is every point). One seed: its line."""
     if len(curves) == 1:
-        ax.plot(*curves[0], color=color, linewidth=1.6, linestyle=linestyle, label=label)
+        ax.plot(*curves[0], color=color, linewidth=1.6, linestyle=linestyle, marker=marker, label=label)
         return
     for xs, ys in curves:
-        ax.plot(xs, ys, color=color, alpha=SEED_ALPHA, linewidth=0.8, linestyle=linestyle)
+        ax.plot(xs, ys, color=color, alpha=SEED_ALPHA, linewidth=0.8, linestyle=linestyle, marker=marker, ms=3)
     shared = sorted(set.intersection(*(set(xs) for xs, _ in curves))) if curves else []
     if shared:
         at = [dict(zip(xs, ys)) for xs, ys in curves]
         ax.plot(shared, [sum(a[x] for a in at) / len(at) for x in shared], color=color, linewidth=1.6,
-                linestyle=linestyle, label=label)
+                linestyle=linestyle, marker=marker, label=label)

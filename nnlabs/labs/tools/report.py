@@ -10,6 +10,7 @@ from nnlabs.labs.tools.explorable import write_explorable
 from nnlabs.labs.tools.metrics import FAMILIES, KINDS, area_fraction, oracle_curve
 from nnlabs.pack import tool_suite as suite
 from nnlabs.report.runs import Run, load_runs
+from nnlabs.report.stats import ONE_SEED, SEED_ALPHA, cell, paired, plot_seed_curves, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -18,14 +19,23 @@ def scored_runs(out: Path) -> tuple[list[dict], dict | None, list[Run]]:
     """The analysis of every call-cost run (sorted by cost) and of the dream run, for the lowest seed found,
     with every finished run (all seeds) for payoff.json."""
     done = [run for run in load_runs(out) if run.complete]
-    costs = [run for run in done if run.name.startswith("cost_")]
-    if not costs:
+    every = seed_runs(done)
+    if not every:
         raise UserError(f"{out} has no cost_*/analysis.json; run the lab first: nnlabs lab tools --out {out}")
-    seed = min(run.seed for run in costs)
-    runs = sorted(({**run.analysis, "run": run.name} for run in costs if run.seed == seed),
-                  key=lambda an: an["call_cost"])
-    dream = next((run.analysis for run in done if run.name == "dream" and run.seed == seed), None)
+    runs, dream = every[min(every)]
     return runs, dream, done
+
+
+def seed_runs(done: list[Run]) -> dict[int, tuple[list[dict], dict | None]]:
+    """{seed: (its call-cost analyses sorted by price, its dream analysis or None)} for every seed that has
+    a finished call-cost run."""
+    every = {}
+    for seed in sorted({run.seed for run in done}):
+        costs = sorted(({**run.analysis, "run": run.name} for run in done
+                        if run.seed == seed and run.name.startswith("cost_")), key=lambda an: an["call_cost"])
+        if costs:
+            every[seed] = costs, next((run.analysis for run in done if run.name == "dream" and run.seed == seed), None)
+    return every
 
 
 def model_rows(runs: list[dict], dream: dict | None) -> list[tuple[str, dict]]:
@@ -48,8 +58,9 @@ def report(out: Path) -> None:
     runs, dream, done = scored_runs(out)
     mod = moderate_run(runs, dream)
     sweep = price_sweep(runs, mod)
-    plot_figures(out, runs, dream, mod, sweep)
-    write_report(out, runs, dream, mod, sweep)
+    every = seed_runs(done)
+    plot_figures(out, runs, dream, mod, sweep, every)
+    write_report(out, runs, dream, mod, sweep, every)
     write_explorable(out, runs, dream, mod, sweep)
     write_payoff(out, done)
 
@@ -76,7 +87,8 @@ def calls_stop(runs: list[dict]) -> float | None:
     return None
 
 
-def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict) -> None:
+def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict,
+                 every: dict[int, tuple[list[dict], dict | None]]) -> None:
     from nnlabs.report.figures import new_figure, save
 
     rows = model_rows(runs, dream)
@@ -117,8 +129,14 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
                                         ("compute_per_query", "compute per query (M MACs incl. call cost)"))):
         a, scale = ax[0][k], 1 if k == 0 else 1e6
         learned = [(r["modes"]["learned"]["all"], r["call_cost"]) for r in runs]
+        for other, _ in (v for seed, v in every.items() if seed != min(every)):
+            # the other seeds' sweeps, faint
+            a.plot([r["modes"]["learned"]["all"][xkey] / scale for r in other],
+                   [r["modes"]["learned"]["all"]["accuracy"] for r in other], "o-", ms=3, color="C0",
+                   alpha=SEED_ALPHA)
         a.plot([s[xkey] / scale for s, _ in learned], [s["accuracy"] for s, _ in learned], "o-", color="C0",
-               label="learned policy, one per price c")
+               label=f"learned policy, one per price c (seed {min(every)})"
+               + ("; faint: other seeds" if len(every) > 1 else ""))
         # near points (within 3 % of the axes) share one label: "c=0.1–0.5"
         span = max(s[xkey] for s, _ in learned) / scale or 1
         groups: list[list[tuple[dict, float]]] = []
@@ -147,16 +165,19 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
 
     # 2b. what each price buys: call rates against the price, and where needed calls stop
     fig, ax = new_figure(1, 1, width=5.4, height=3.8)
-    costs = [r["call_cost"] for r in runs]
-    for label, values in (("needs-tool queries", [r["modes"]["learned"]["needs_tool"]["call_rate"] for r in runs]),
-                          ("memorizable queries", [r["modes"]["learned"]["memorizable"]["call_rate"] for r in runs]),
-                          ("needed calls (no-tool wrong, tool right)", [r["needed_call_rate"] for r in runs])):
-        ax[0][0].plot(costs, values, "o-", label=label)
+    for j, (label, value) in enumerate((
+            ("needs-tool queries", lambda r: r["modes"]["learned"]["needs_tool"]["call_rate"]),
+            ("memorizable queries", lambda r: r["modes"]["learned"]["memorizable"]["call_rate"]),
+            ("needed calls (no-tool wrong, tool right)", lambda r: r["needed_call_rate"]))):
+        plot_seed_curves(ax[0][0], [([r["call_cost"] for r in rs], [value(r) for r in rs]) for rs, _ in every.values()],
+                         color=f"C{j}", label=label, marker="o")
     if sweep["calls_stop"]:
         ax[0][0].axvline(sweep["calls_stop"], color="C3", ls=":",
                          label=f"needed calls stop: c ≈ {sweep['calls_stop']:.2g}")
     ax[0][0].set(xscale="log", xlabel="price of a call c (fraction of a correct answer)",
-                 ylabel="tool call rate (learned policy)", ylim=(-0.03, 1.03), title="What each price buys")
+                 ylabel="tool call rate (learned policy)", ylim=(-0.03, 1.03),
+                 title="What each price buys" + (f" (mean of {len(every)} seeds; faint: each)" if len(every) > 1
+                                                 else ""))
     ax[0][0].legend(fontsize=7)
     save(fig, figs / "price_sweep", source=str(out))
 
@@ -199,13 +220,17 @@ def pct(v) -> str:
     return "–" if v is None else f"{100 * v:.0f}%"
 
 
-def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict) -> None:
+def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict,
+                 every: dict[int, tuple[list[dict], dict | None]]) -> None:
     rows = model_rows(runs, dream)
     exp = json.loads((out / "experiment.json").read_text()) if (out / "experiment.json").exists() else {}
     learned_all = mod["modes"]["learned"]
     lines = ["# Part 6 — tool use: when is a call worth its cost?", "",
-             f"Budget `{mod.get('budget', '?')}`, seed {exp.get('seed', '?')}, wall time "
-             f"{exp.get('wall_s', '?')} s. Test queries: {learned_all['all']['n']} "
+             f"Budget `{mod.get('budget', '?')}`. {seeds_sentence(list(every))} "
+             + (f"The tables down to the dream state show seed {min(every)}; *Across seeds* gives means, intervals "
+                "and the verdicts. " if len(every) > 1 else "")
+             + (f"Wall time {exp['wall_s']} s. " if "wall_s" in exp else "")
+             + f"Test queries: {learned_all['all']['n']} "
              f"({learned_all['memorizable']['n']} memorizable, {learned_all['needs_tool']['n']} needs-tool). "
              "Compute = model forward MACs over the whole sequence (query, decision, call, spliced output, answer) "
              f"+ the tool's declared cost (calc {suite.COST['calc']:,}, lookup {suite.COST['lookup']:,} "
@@ -288,8 +313,11 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
             lines += [f"- `{e['query']}` → {e['answer']} (no-tool answer {'agrees' if e['agree'] else 'diverges'}, "
                       f"P(CALL) = {e['p_call']:.2f})" for e in last[:6]]
             lines += [""]
+    lines += across_seeds(every)
     lines += ["## Honest notes", "",
-              "- Numbers come from one seed on a toy model; differences of a few points between prices are noise.",
+              ("- Numbers come from one seed on a toy model; differences of a few points between prices are noise."
+               if len(every) == 1 else f"- A toy model over {len(every)} seeds: read a difference only where "
+               "*Across seeds* gives it an interval that excludes zero."),
               "- The learned policy's outcome on a query is the branch its decision picks (π > 1/2); with greedy "
               "decoding that is exactly what generation with the tool in the loop writes.",
               "- The oracle curve is the best any router could do with these weights: first the calls that fix a "
@@ -299,6 +327,69 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
               "Figures: `figures/call_rate_by_kind`, `figures/frontier`, `figures/price_sweep`, "
               "`figures/dream_rounds`, `figures/calibration`. Explorable: `tools.html`."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def across_seeds(every: dict[int, tuple[list[dict], dict | None]]) -> list[str]:
+    """Every model row as mean ± interval over seeds, the sweep's summary numbers per seed, and the verdicts,
+    paired by seed: does the learned policy beat never-call, save compute over always-call, and does the
+    dream state improve the decision?"""
+    per_seed = {seed: (runs, dream, moderate_run(runs, dream)) for seed, (runs, dream) in every.items()}
+    rows: dict[str, dict[int, dict]] = {}  # label -> seed -> summary by group
+    for seed, (runs, dream, _) in per_seed.items():
+        for label, summary in model_rows(runs, dream):
+            rows.setdefault(label, {})[seed] = summary
+
+    def col(label, group, key, scale=100.0, spec=".0f"):
+        return cell([s[group][key] for s in rows[label].values() if s[group][key] is not None], spec, scale)
+
+    table = markdown_table(
+        ["model", "seeds", "acc. all, %", "acc. needs-tool, %", "call rate needs-tool, %",
+         "call rate memorizable, %", "compute / query (M MACs)"],
+        [[label, str(len(by_seed)), col(label, "all", "accuracy"), col(label, "needs_tool", "accuracy"),
+          col(label, "needs_tool", "call_rate"), col(label, "memorizable", "call_rate"),
+          col(label, "all", "compute_per_query", 1e-6, ".2f")] for label, by_seed in rows.items()])
+    sweeps = {seed: price_sweep(runs, mod) for seed, (runs, _, mod) in per_seed.items()}
+    stops = [sw["calls_stop"] for sw in sweeps.values() if sw["calls_stop"] is not None]
+
+    def mode(seed, name, key="accuracy", group="all"):
+        return per_seed[seed][2]["modes"][name][group][key]
+
+    seeds = list(per_seed)
+    acc_never = paired({s: 100 * mode(s, "learned") for s in seeds}, {s: 100 * mode(s, "never") for s in seeds}).diff
+    # compute saved against always calling, per seed: 100 (1 - C_learned / C_always)
+    saved = paired({s: 100 * (1 - mode(s, "learned", "compute_per_query") / mode(s, "always", "compute_per_query"))
+                    for s in seeds}, {s: 0.0 for s in seeds}).diff
+    acc_always = paired({s: 100 * mode(s, "learned") for s in seeds}, {s: 100 * mode(s, "always") for s in seeds}).diff
+    apgr = cell([sw["area_fraction"] for sw in sweeps.values() if sw["area_fraction"] is not None], ".2f")
+    lines = ["## Across seeds", "", table, "",
+             f"Price sweep per seed: the learned policies cover {apgr} of the oracle's area (APGR); "
+             f"needed calls stop at c ≈ {cell(stops, '.2g')} "
+             f"({len(stops)} of {len(sweeps)} seeds cross ½ in the swept range).", "",
+             f"- Learned (c={per_seed[seeds[0]][2]['call_cost']:g}) − never call, accuracy: {acc_never.format('+.1f')} "
+             f"points ({verdict(acc_never)}).",
+             f"- Learned − always call: accuracy {acc_always.format('+.1f')} points "
+             f"({verdict(acc_always, words=('higher', 'lower', 'no different within noise'))}), compute saved "
+             f"{saved.format('+.0f')}% ({verdict(saved, words=('cheaper', 'dearer', 'no cheaper within noise'))})."]
+    dreamt = [s for s in seeds if per_seed[s][1]]
+    if dreamt:
+        def dream_diff(value, higher_is_better, words, scale=100.0):
+            diff = paired({s: scale * value(per_seed[s][1]) for s in dreamt},
+                          {s: scale * value(per_seed[s][2]) for s in dreamt}).diff
+            return f"{diff.format('+.1f' if scale == 100 else '+.3f')} ({verdict(diff, higher_is_better, words)})"
+
+        lines.append("- The dream state, against the run it continues (same seed, same price): ECE "
+                     + dream_diff(lambda a: a["calibration"]["ece"], False, ("better calibrated", "worse calibrated",
+                                                                             "within noise"), scale=1.0)
+                     + "; call rate on near-miss keys "
+                     + dream_diff(lambda a: a["modes"]["learned"]["near_miss_key"]["call_rate"], True,
+                                  ("calls more", "calls less", "within noise"))
+                     + " points; needs-tool accuracy "
+                     + dream_diff(lambda a: a["modes"]["learned"]["needs_tool"]["accuracy"], True,
+                                  ("helped", "hurt", "within noise")) + " points.")
+    if len(seeds) == 1:
+        lines.append(f"- One seed: every difference above is a single run's ({ONE_SEED}); "
+                     "`nnlabs sweep tools --seeds 3` gives intervals.")
+    return lines + [""]
 
 
 def write_payoff(out: Path, done: list[Run]) -> None:
