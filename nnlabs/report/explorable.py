@@ -60,6 +60,20 @@ function bindControls(ids, draw) {
   }
   save();
 }
+// Hover detail that a keyboard reaches too: a grid of elements (`rows`, e.g. one array per line of text) is
+// one Tab stop; the arrow keys move focus inside it, and hovering or focusing an element calls show(element).
+function roving(rows, show) {
+  const moves = {ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0]};
+  rows.forEach((row, i) => row.forEach((cell, j) => {
+    cell.tabIndex = i === 0 && j === 0 ? 0 : -1;
+    cell.onmouseenter = cell.onfocus = () => show(cell);
+    cell.onkeydown = ev => {
+      const [di, dj] = moves[ev.key] || [0, 0], row = rows[i + di];
+      const next = (di || dj) && row && j + dj >= 0 ? row[Math.min(j + dj, row.length - 1)] : null;
+      if (next) { ev.preventDefault(); cell.tabIndex = -1; next.tabIndex = 0; next.focus(); }
+    };
+  }));
+}
 """
 
 

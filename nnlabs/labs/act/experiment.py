@@ -17,7 +17,7 @@ import torch
 from nnlabs.labs import lab_parser, run_config
 from nnlabs.labs.act.data import VOCAB, encode, load_task, seq_len
 from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
-from nnlabs.labs.act.metrics import evaluate, summarize
+from nnlabs.labs.act.metrics import evaluate, halting_trace, summarize, traced_examples
 from nnlabs.labs.act.report import report
 from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.pack import algorithmic
@@ -156,6 +156,9 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
         for split in ("test", "lengthgen"):
             records = evaluate(model, splits[split], threshold)
             analysis["splits"][split] = {**summarize(records), "examples": records}
+        if kind == "act":
+            field = algorithmic.FIELDS[task][0]
+            analysis["trace"] = halting_trace(model, traced_examples(splits, field))
         if kind == "exit":
             config = run_config(lab="act", run=f"{task}-{run_name}", budget=args.budget, seed=args.seed,
                                 model=asdict(model.config), **{**settings, "variant": run_name},

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from nnlabs.labs.act.data import encode, seq_len
+from nnlabs.labs.act.data import VOCAB, encode, seq_len
 from nnlabs.labs.act.halting import RecurrentDepth, confident
 from nnlabs.report.info import cond_entropy
 from nnlabs.spine.macs import count_macs
@@ -44,6 +44,39 @@ def evaluate(model: RecurrentDepth, rows: list[dict], exit_threshold: float | No
                             **({"experts": experts[i].tolist()} if experts is not None else {})})
     model.train(was_training)
     return records
+
+
+def traced_examples(splits: dict[str, list[dict]], field: str, limit: int = 6) -> list[dict]:
+    """The few examples whose halting an ACT run records pass by pass: the first example of each
+    difficulty (`field`) over test and length generalisation, thinned to `limit`; the same for every model."""
+    first: dict[int, dict] = {}
+    for split in ("test", "lengthgen"):
+        for r in splits[split]:
+            first.setdefault(r[field], {**r, "split": split})
+    picked = [first[k] for k in sorted(first)]
+    return picked[::max(1, len(picked) // limit)][:limit]
+
+
+@torch.no_grad()
+def halting_trace(model: RecurrentDepth, examples: list[dict]) -> list[dict]:
+    """ACT pass by pass, one example at a time: after each pass n, every position's cumulative halting
+    probability sum_{i<=n} p_i (rounded to 3 decimals; 1 from its halting pass on, where p is the remainder
+    R), with the passes each position took and the model's answer."""
+    was_training = model.training
+    model.eval()
+    traces = []
+    for r in examples:
+        data = encode([r], seq_len(r))
+        logits, _ = model(data.x, data.y)
+        mass, per_pass = torch.zeros(data.x.numel()), []  # [T]
+        for rows, p, _ in model.halting.passes:
+            mass = mass.index_add(0, rows, p)
+            per_pass.append(mass.double().round(decimals=3).tolist())
+        answer = VOCAB.decode(logits[0, data.y[0] >= 0].argmax(-1).tolist())
+        traces.append({**r, "steps": model.halting.steps[0].tolist(), "mass": per_pass, "output": answer,
+                       "correct": answer == r["answer"]})
+    model.train(was_training)
+    return traces
 
 
 class ConfidenceExit:
