@@ -27,6 +27,7 @@ from nnlabs.labs.moe.metrics import (
     param_counts,
     permutation_null,
     route_texts,
+    router_choices,
     routing_metrics,
     same_expert_rate,
     shared_chars,
@@ -238,13 +239,14 @@ class ProbeEvaluator:
         strings = []
         texts = self.shown + [s for _, s in self.samples]
         for i, r in enumerate(route_texts(model, self.vocab, texts, self.block_size)):
-            top1, start = r["chosen"][:, 0].tolist(), 0
+            top1, choices, start = r["chosen"][:, 0].tolist(), router_choices(r["probs"], layers[i]), 0
             for j, t in enumerate(texts):
                 if i == 0:
                     strings.append({"text": t, "kind": "sample" if j >= len(self.shown) else "probe",
-                                    "experts": []})
+                                    "experts": [], "choices": []})
                 # skip the start token
                 strings[j]["experts"].append(top1[start + 1:start + 1 + len(t)])
+                strings[j]["choices"].append(choices[start + 1:start + 1 + len(t)])
                 start += len(t) + 1
         record = {"step": step, "layers": metrics, "strings": strings, "maxvio_batch": vio_batch,
                   "balance_bias": [m.balance_bias.tolist() for m in layers]}

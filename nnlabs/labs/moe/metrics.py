@@ -51,6 +51,15 @@ def expert_load(chosen: torch.Tensor, n_experts: int) -> np.ndarray:
     return np.bincount(chosen.reshape(-1).cpu().numpy(), minlength=n_experts)
 
 
+def router_choices(probs: torch.Tensor, layer: MoE) -> list[list[list]]:
+    """Per position: its top-k experts and the runner-up, ranked as the router selects them (p_i(x) + b_i,
+    the loss-free bias), each with its router probability p_i(x) rounded to 3 decimals. probs [N, E]."""
+    shown = min(layer.moe.n_experts, layer.moe.top_k + 1)
+    rank = (probs + layer.balance_bias).topk(shown, dim=-1).indices  # [N, k + 1]
+    p = probs.gather(-1, rank).double().round(decimals=3)  # [N, k + 1]
+    return [[[e, q] for e, q in zip(es, qs)] for es, qs in zip(rank.tolist(), p.tolist())]
+
+
 def routing_metrics(chosen, probs, kept, domain, cls, char, n_experts: int, prev_top1=None) -> dict:
     """Metrics of one layer's routing of the probe tokens. chosen, kept [N, k] and probs [N, E] tensors;
     domain, cls, char [N] int arrays; prev_top1 = the top-1 experts at the previous evaluation."""

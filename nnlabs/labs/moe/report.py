@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
 from nnlabs.labs.moe.experiment import RUNS
+from nnlabs.labs.moe.explorable import write_explorable
 from nnlabs.labs.moe.metrics import CLASSES, DOMAINS
 from nnlabs.report.runs import Run, group_by_name, load_runs
 from nnlabs.report.stats import mean_ci, paired, verdict
@@ -266,24 +266,6 @@ def _fig_control(run: Run, figs, source, name):
     save(fig, figs / "specialisation_control", source)
 
 
-def _explorable(runs: dict[str, Run], out: Path, moe_runs):
-    from nnlabs.report.explorable import write_html
-
-    data = {"domains": DOMAINS, "classes": CLASSES, "runs": {}}
-    for name in moe_runs:
-        evals = runs[name].analysis["evals"]
-        data["runs"][name] = {
-            "experts": runs[name].config["moe"]["n_experts"], "steps": [e["step"] for e in evals],
-            "domain_expert": [[m["domain_expert"] for m in e["layers"]] for e in evals],
-            "class_expert": [[m["class_expert"] for m in e["layers"]] for e in evals],
-            "lbr": [[round(m["load_balance_ratio"], 3) for m in e["layers"]] for e in evals],
-            "strings": [e["strings"] for e in evals]}
-    page = files(__package__)
-    write_html(out / "moe.html", "Part 4 — where does each token go? A routing explorer", data,
-               (page / "explorable.html").read_text(encoding="utf-8"),
-               (page / "explorable.js").read_text(encoding="utf-8"))
-
-
 def _interval(per_seed: dict[str, list[dict]], name: str, key: str, spec: str = ".3f") -> str:
     values = [s[key] for s in per_seed[name] if s.get(key) is not None]
     return mean_ci(values).format(spec) if values else "—"
@@ -493,7 +475,7 @@ def report(out: Path) -> None:
         _fig_maxvio({n: groups[n] for n in moe_runs}, figs, str(out))
         if "removal" in runs[main].analysis["evals"][-1]:
             _fig_control(runs[main], figs, str(out / main), main)
-        _explorable(runs, out, moe_runs)
+        write_explorable(runs, out, moe_runs)
     first = next(iter(runs.values())).config
     mc, tc = first["model"], first["train"]
     seeds = sorted({s["seed"] for ss in per_seed.values() for s in ss})
