@@ -11,7 +11,8 @@ from matplotlib.ticker import MaxNLocator
 from nnlabs.labs.dreamcoder.explorable import write_explorable
 from nnlabs.labs.dreamcoder.report_head_to_head import section as head_to_head_section
 from nnlabs.report.figures import new_figure, save
-from nnlabs.report.runs import Run, load_runs
+from nnlabs.report.runs import Run, group_by_name, load_runs
+from nnlabs.report.stats import cell, paired, plot_seed_curves, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -25,9 +26,10 @@ def leaves(program: str) -> int:
     return sum(1 for t in program.replace("(", " ").replace(")", " ").split() if t != "lam")
 
 
-def load(out: Path) -> dict[str, Run]:
-    """The three conditions' finished runs, by name."""
-    return {run.name: run for run in load_runs(out) if run.name in COLORS and run.complete}
+def load(out: Path) -> dict[str, list[Run]]:
+    """The three conditions' finished runs, by name, one per seed (lowest first)."""
+    return {name: [r for r in rs if r.complete] for name, rs in group_by_name(load_runs(out)).items()
+            if name in COLORS and any(r.complete for r in rs)}
 
 
 def series(run: Run, split: str, key: str):
@@ -42,7 +44,7 @@ def held_out_solved(run: Run) -> set[str]:
     return {r["name"] for r in wake if r["split"] == "test" and r["solved"]}
 
 
-def mcnemar(a: set[str], b: set[str]) -> tuple[int, int, float]:
+def mcnemar(a: set, b: set) -> tuple[int, int, float]:
     """Exact McNemar test on the same tasks: only_a, only_b (the discordant tasks) and the two-sided p of
     seeing a split at least this uneven if either run were equally likely to be the one that solves a
     discordant task: p = min(1, 2 * P[Binomial(only_a + only_b, 1/2) <= min(only_a, only_b)])."""
@@ -51,11 +53,11 @@ def mcnemar(a: set[str], b: set[str]) -> tuple[int, int, float]:
     return only_a, only_b, min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
-def paired_verdict(a: set[str], b: set[str], better: str, worse: str) -> str:
-    """One sentence: did run A solve more held-out tasks than run B beyond what chance would give?"""
+def paired_verdict(a: set, b: set, better: str, worse: str, over: str = "the held-out tasks of one seed") -> str:
+    """One sentence: did run A solve more held-out tasks than run B beyond what chance would give? Sets of
+    task names (one seed) or of (seed, task) pairs (pooled over seeds)."""
     only_a, only_b, p = mcnemar(a, b)
-    test = f"{only_a} task(s) solved only with it, {only_b} only without; exact McNemar p = {p:.2f}, over the " \
-           "held-out tasks of one seed"
+    test = f"{only_a} task(s) solved only with it, {only_b} only without; exact McNemar p = {p:.2f}, over {over}"
     if p < 0.05:
         return f"{better if only_a > only_b else worse} ({test})."
     return f"the difference is within noise at this scale ({test})."
@@ -84,7 +86,10 @@ def before_after(analysis: dict):
 
 def report(out: str | Path) -> None:
     out = Path(out)
-    runs = load(out)
+    groups = load(out)
+    # the library, the before/after picture and the per-cycle table are the lowest seed's; *Across seeds*
+    # and the solved-per-cycle figure use every seed
+    runs = {name: rs[0] for name, rs in groups.items()}
     if "full" not in runs:
         raise UserError(f"{out}/full/metrics.jsonl is missing; run `nnlabs lab dreamcoder --out {out}` first")
     figs = out / "figures"
@@ -106,16 +111,22 @@ def report(out: str | Path) -> None:
     # --- solved fraction and search cost
     fig, ax = new_figure(2, 1)
     for name in ("full", "no_recognition"):
-        if name in runs:
-            for split, style in (("test", "o-"), ("train", "s--")):
-                x, y = series(runs[name], split, "solved_frac")
-                ax[0][0].plot(x, [100 * v for v in y], style, color=COLORS[name], label=f"{LABELS[name]} ({split})")
-            x, y = series(runs[name], "test", "tried_per_solved")
-            ax[0][1].plot(x, y, "o-", color=COLORS[name], label=LABELS[name] + " (held-out)")
-    if "no_learning" in runs:
-        m = runs["no_learning"].metrics[0]
-        ax[0][0].axhline(100 * m["solved_frac"], color=COLORS["no_learning"], ls=":", label=LABELS["no_learning"])
-    ax[0][0].set(title="Tasks solved", xlabel="wake-sleep cycle", ylabel="solved (% of tasks)")
+        if name in groups:
+            for split, style in (("test", "-"), ("train", "--")):
+                plot_seed_curves(ax[0][0], [(x, [100 * v for v in y]) for x, y in
+                                            (series(r, split, "solved_frac") for r in groups[name])],
+                                 color=COLORS[name], linestyle=style, marker="o" if split == "test" else "s",
+                                 label=f"{LABELS[name]} ({split})")
+            # a wake that solved no held-out task has no cost per solved task: those points are left out
+            plot_seed_curves(ax[0][1], [tuple(zip(*[(c, v) for c, v in zip(*series(r, "test", "tried_per_solved"))
+                                                    if v is not None])) or ((), ()) for r in groups[name]],
+                             color=COLORS[name], marker="o", label=LABELS[name] + " (held-out)")
+    if "no_learning" in groups:
+        level = sum(r.metrics[0]["solved_frac"] for r in groups["no_learning"]) / len(groups["no_learning"])
+        ax[0][0].axhline(100 * level, color=COLORS["no_learning"], ls=":", label=LABELS["no_learning"])
+    seeds = sorted({r.seed for rs in groups.values() for r in rs})
+    ax[0][0].set(title="Tasks solved" + (f" (mean of {len(seeds)} seeds; faint: each)" if len(seeds) > 1 else ""),
+                 xlabel="wake-sleep cycle", ylabel="solved (% of tasks)")
     ax[0][0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     ax[0][1].set(title="Search cost (held-out tasks)", xlabel="wake-sleep cycle",
                  ylabel="programs tried per solved task")
@@ -143,9 +154,9 @@ def report(out: str | Path) -> None:
                    color="0.35")
     save(fig, figs / "dreamcoder_before_after", source=src)
 
-    write_report(out, runs, ba)
+    write_report(out, runs, ba, groups)
     write_explorable(out, runs)
-    write_payoff(out, runs)
+    write_payoff(out, groups)
 
 
 def fmt_pct(x) -> str:
@@ -176,30 +187,62 @@ def cost_verdict(first: dict, last: dict) -> str:
             f"(cycle {last['step']}); " + ("it fell." if after < before else "it did **not** fall."))
 
 
-def write_payoff(out: Path, runs: dict[str, Run]) -> None:
-    """One point per run: held-out tasks solved by its last wake against the programs it searched per
-    held-out task over all its wakes (no_learning: its one search with the learners' total budget)."""
+def write_payoff(out: Path, groups: dict[str, list[Run]]) -> None:
+    """One point per run and seed: held-out tasks solved by its last wake against the programs it searched
+    per held-out task over all its wakes (no_learning: its one search with the learners' total budget)."""
     points = []
-    for name, run in runs.items():
+    for name, run in ((name, run) for name, rs in groups.items() for run in rs):
         held_out = [m for m in run.metrics if m["split"] == "test"]
         points.append({"run": name, "label": LABELS[name], "kind": "routed" if name == "full" else "baseline",
                        "quality": 100 * held_out[-1]["solved_frac"],
                        "compute": sum(m["programs_tried"] for m in held_out) / max(1, held_out[-1]["n_tasks"]),
                        "seed": run.seed})
-    payoff = {"lab": "dreamcoder", "quality": "held-out tasks solved by the last wake, %",
+    payoff = {"lab": "dreamcoder", "quality": "held-out tasks solved by the last wake, %", "better": "higher",
               "compute": "programs tried per held-out task, all wakes", "points": points}
     (out / "payoff.json").write_text(json.dumps(payoff, indent=2) + "\n", encoding="utf-8")
 
 
-def write_report(out: Path, runs: dict, ba) -> None:
+def across_seeds(groups: dict[str, list[Run]]) -> list[str]:
+    """Each condition's last-wake held-out solved % and search cost as mean ± interval over seeds, and the
+    verdicts: full vs no learning and vs no recognition, as McNemar pooled over (seed, task) pairs and as a
+    paired t-test on the solved % per seed."""
+    def held_out(run: Run) -> dict:
+        return [m for m in run.metrics if m["split"] == "test"][-1]
+
+    rows = [[name, ", ".join(str(r.seed) for r in rs), cell([100 * held_out(r)["solved_frac"] for r in rs], ".1f"),
+             cell([held_out(r)["tried_per_solved"] for r in rs if held_out(r)["tried_per_solved"] is not None],
+                  ",.0f")] for name, rs in groups.items()]
+    lines = ["## Across seeds", "", markdown_table(["run", "seeds", "held-out solved by the last wake, %",
+                                                    "programs tried / solved held-out task"], rows)]
+    for other, better, worse in (("no_learning", "learning clearly helped", "learning hurt"),
+                                 ("no_recognition", "the recognition model helped", "the recognition model hurt")):
+        if other not in groups:
+            continue
+        pairs = {name: {(r.seed, task) for r in groups[name] for task in held_out_solved(r)}
+                 for name in ("full", other)}
+        diff = paired({r.seed: 100 * held_out(r)["solved_frac"] for r in groups["full"]},
+                      {r.seed: 100 * held_out(r)["solved_frac"] for r in groups[other]}).diff
+        lines.append(f"- full − {other}, held-out solved: {diff.format('+.1f')} points per seed "
+                     f"({verdict(diff)}); pooled over seeds, "
+                     + paired_verdict(pairs["full"], pairs[other], better, worse,
+                                      over=f"the held-out tasks of {len(groups['full'])} seed(s)"))
+    return lines + [""]
+
+
+def write_report(out: Path, runs: dict, ba, groups: dict[str, list[Run]]) -> None:
     full = runs["full"]
-    timing = json.loads((out / "timing.json").read_text()) if (out / "timing.json").exists() else {}
+    seeds = sorted({r.seed for rs in groups.values() for r in rs})
+    # timing.json sits beside the runs: in `out` for one run of the lab, in each seed-<s>/ for a sweep
+    timing_file = next(iter(sorted([*out.glob("timing.json"), *out.glob("seed-*/timing.json")])), None)
+    timing = json.loads(timing_file.read_text()) if timing_file else {}
     cfg = full.analysis["config"]
     lines = ["# Part 7 — DreamCoder lab: library learning on list programs", "",
              f"Budget `{timing.get('budget', '?')}`: {cfg['cycles']} wake–sleep cycles, at most "
              f"{cfg['programs']} programs tried and {cfg['seconds']} s per task per wake, compressor "
              f"`{cfg['compressor']}`. Whole run (three conditions + report): {timing.get('wall_s', '?')} s on "
-             f"{timing.get('cores', '?')} cores.", "",
+             f"{timing.get('cores', '?')} cores.", "", seeds_sentence(seeds)
+             + (f" The per-cycle table, the library and the before/after example are seed {seeds[0]}'s; *Across "
+                "seeds* decides the verdicts." if len(seeds) > 1 else ""), "",
              "## Solved fraction per cycle", ""]
     rows = []
     for name in ("full", "no_recognition"):
@@ -246,6 +289,7 @@ def write_report(out: Path, runs: dict, ba) -> None:
     lines += [markdown_table(["run", "cycle", "train solved", "held-out solved",
                               "programs tried / solved held-out task", "library size",
                               "avg solution length (tokens)"], rows), *verdicts, ""]
+    lines += across_seeds(groups)
     test_uses = held_out_uses(full.analysis)
     rows = []
     for c in full.analysis["cycles"]:
