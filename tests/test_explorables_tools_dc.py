@@ -191,6 +191,7 @@ def test_dreamcoder_node_focus_shows_definition_usage_and_a_task_it_shortened(dc
     # the description length: the corpus + the library so far, before and after each sleep
     titles = page.locator("#dl title").all_text_contents()
     assert "cycle 2 before its sleep: 2600" in titles and "cycle 2 after its sleep: 2200" in titles
+    assert page.locator("#dl-saved").inner_text() == f"cycle 2's sleep: 2600 → 2200 ({100 * (2200 - 2600) / 2600:.1f}%)"
     assert errors == []
 
 

@@ -54,3 +54,24 @@ function niceTicks(lo, hi, n) {
   for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + 1e-9; t += step) out.push(+t.toFixed(10));
   return out;
 }
+// A series: a line through [x, y] points in data units (a null y is skipped), a dot on each point whose
+// tooltip is label(x, y)
+function series(chart, points, color, label, dash) {
+  const pts = points.filter(p => p[1] !== null && p[1] !== undefined);
+  chart.svg.append(svgEl('polyline', {points: pointsAttr(pts.map(([x, y]) => [chart.sx(x), chart.sy(y)])),
+                                      fill: 'none', stroke: color, 'stroke-width': 2,
+                                      'stroke-dasharray': dash ? '5 3' : 'none'}));
+  for (const [x, y] of pts)
+    chart.svg.append(svgEl('circle', {cx: chart.sx(x), cy: chart.sy(y), r: 3.5, fill: color},
+                           svgEl('title', {}, label(x, y))));
+}
+// The chosen value: a dashed vertical line across the plot area at x
+function cursor(chart, x) {
+  chart.svg.append(svgEl('line', {x1: chart.sx(x), x2: chart.sx(x), y1: chart.plot.top, y2: chart.plot.bottom,
+                                  class: 'cursor'}));
+}
+// A legend in `box` (HTML, so it wraps on a phone): [label, colour or null for no swatch, dashed, id] per item
+function legend(box, items) {
+  clear(box).append(...items.map(([label, color, dash, id]) => el('span', id ? {id} : {},
+    color ? el('i', {style: {borderTopColor: color, borderTopStyle: dash ? 'dashed' : 'solid'}}) : '', label)));
+}

@@ -20,8 +20,10 @@ function current() {
 // The oracle's accuracy at call rate x: linear between its corners
 function oracleAt(x) {
   const o = DATA.oracle;
-  for (let i = 1; i < o.length; i++)
-    if (x <= o[i][0]) return o[i][0] === o[i - 1][0] ? o[i][1] : o[i - 1][1] + (x - o[i - 1][0]) / (o[i][0] - o[i - 1][0]) * (o[i][1] - o[i - 1][1]);
+  for (let i = 1; i < o.length; i++) {
+    const [x0, y0] = o[i - 1], [x1, y1] = o[i];
+    if (x <= x1) return x1 === x0 ? y1 : y0 + (x - x0) / (x1 - x0) * (y1 - y0);
+  }
   return o[o.length - 1][1];
 }
 function num(id, text) { return el('b', {id}, text); }
@@ -29,53 +31,58 @@ function drawSummary(p) {
   byId('price-label').textContent = 'c = ' + price(p.cost);
   const s = p.learned, box = clear(byId('summary'));
   box.append('At c = ' + price(p.cost) + (p.label === 'learned' ? '' : ', after the dream state,') +
-    ' the policy calls on ', num('calls', pct(s.call_rate)), ' of the ' + DATA.n_queries + ' test queries (needs-tool ' +
-    pct(s.call_rate_needs_tool) + ', memorizable ' + pct(s.call_rate_memorizable) + ') and answers ',
-    num('acc', pct(s.accuracy)), ' correctly, at ' + fmt(s.compute) + ' per query; the oracle reaches ',
-    num('oracle-acc', pct(oracleAt(s.call_rate))), ' at the same call rate. It makes ' + pct(p.needed_call_rate) +
-    ' of the needed calls (no-tool answer wrong, tool\'s right). Over the sweep the learned curve covers ',
-    num('apgr', DATA.area_fraction === null ? '–' : DATA.area_fraction.toFixed(2)),
-    ' of the oracle\'s gain over never calling (RouteLLM\'s APGR); needed calls stop at ',
+    ' the policy calls on ', num('calls', pct(s.call_rate)), ' of the ' + DATA.n_queries +
+    ' test queries (needs-tool ' + pct(s.call_rate_needs_tool) + ', memorizable ' + pct(s.call_rate_memorizable) +
+    ') and answers ', num('acc', pct(s.accuracy)), ' correctly, at ' + fmt(s.compute) +
+    ' per query; the oracle reaches ', num('oracle-acc', pct(oracleAt(s.call_rate))), ' at the same call rate. ' +
+    'It makes ' + pct(p.needed_call_rate) + " of the needed calls (no-tool answer wrong, tool's right). Over the " +
+    'sweep the learned curve covers ', num('apgr', DATA.area_fraction === null ? '–' : DATA.area_fraction.toFixed(2)),
+    " of the oracle's gain over never calling (RouteLLM's APGR); needed calls stop at ",
     num('stop', DATA.calls_stop === null ? 'no swept price' : 'c ≈ ' + price(DATA.calls_stop)), '.');
-}
-function legend(id, items) {
-  clear(byId(id)).append(...items.map(([label, color, dash]) =>
-    el('span', {}, el('i', {style: {borderTopColor: color, borderTopStyle: dash ? 'dashed' : 'solid'}}), label)));
 }
 function dot(x, y, r, color, title) {
   return svgEl('circle', {cx: x, cy: y, r, fill: color}, svgEl('title', {}, title));
 }
+const ratePct = v => (100 * v) + '%';
 // Accuracy against call rate: the swept policies, the oracle ("optimal"), never/always, the chosen price
 function drawFrontier(p) {
   const b = DATA.baselines, ys = [...DATA.curve, ...DATA.oracle].map(q => q[1]).concat(b.never.accuracy);
-  const lo = Math.max(0, Math.floor((Math.min(...ys) - 0.02) * 10) / 10), hi = Math.min(1, Math.ceil(Math.max(...ys) * 10) / 10);
-  const {svg, sx, sy} = axes(byId('frontier'), {
+  const lo = Math.max(0, Math.floor((Math.min(...ys) - 0.02) * 10) / 10);
+  const hi = Math.min(1, Math.ceil(Math.max(...ys) * 10) / 10);
+  const chart = axes(byId('frontier'), {
     title: 'accuracy against the fraction of queries that call the tool', height: 290,
-    x: {min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: v => (100 * v) + '%', label: 'queries that call the tool'},
-    y: {min: lo, max: hi, ticks: niceTicks(lo, hi, 5), fmt: v => Math.round(100 * v) + '%', label: 'accuracy (all test queries)'}});
-  const px = q => [sx(q[0]), sy(q[1])], floor = b.never.accuracy;
+    x: {min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: ratePct, label: 'queries that call the tool'},
+    y: {min: lo, max: hi, ticks: niceTicks(lo, hi, 5), fmt: v => Math.round(100 * v) + '%',
+        label: 'accuracy (all test queries)'}});
+  const {svg, sx, sy} = chart, px = q => [sx(q[0]), sy(q[1])], floor = b.never.accuracy;
   svg.append(svgEl('polygon', {points: pointsAttr([...DATA.curve.map(px), [sx(1), sy(floor)], [sx(0), sy(floor)]]),
                                fill: COLORS.learned, 'fill-opacity': 0.12}),
              svgEl('polyline', {points: pointsAttr(DATA.oracle.map(px)), fill: 'none', stroke: COLORS.oracle,
                                 'stroke-dasharray': '6 4', 'stroke-width': 1.5}),
              svgEl('polyline', {points: pointsAttr(DATA.curve.map(px)), fill: 'none', stroke: COLORS.learned,
                                 'stroke-width': 2}));
-  DATA.prices.forEach(q => svg.append(dot(sx(q.learned.call_rate), sy(q.learned.accuracy), 3.5, COLORS.learned,
-    'c = ' + price(q.cost) + ': ' + pct(q.learned.call_rate) + ' calls, ' + pct(q.learned.accuracy) + ' right')));
+  for (const q of DATA.prices)
+    svg.append(dot(sx(q.learned.call_rate), sy(q.learned.accuracy), 3.5, COLORS.learned, 'c = ' + price(q.cost) +
+                   ': ' + pct(q.learned.call_rate) + ' calls, ' + pct(q.learned.accuracy) + ' right'));
   svg.append(svgEl('rect', {x: sx(0) - 5, y: sy(b.never.accuracy) - 5, width: 10, height: 10, fill: COLORS.never},
                    svgEl('title', {}, 'never call: ' + pct(b.never.accuracy))),
              svgEl('path', {d: `M${sx(1)},${sy(b.always.accuracy) - 7}l6,11h-12z`, fill: COLORS.always},
                    svgEl('title', {}, 'always call: ' + pct(b.always.accuracy))));
-  if (DATA.dream) svg.append(svgEl('path', {d: `M${sx(DATA.dream.learned.call_rate)},${sy(DATA.dream.learned.accuracy) - 7}l7,7l-7,7l-7,-7z`,
-    fill: COLORS.dream}, svgEl('title', {}, 'after the dream state: ' + pct(DATA.dream.learned.accuracy))));
+  if (DATA.dream) {
+    const d = DATA.dream.learned;
+    svg.append(svgEl('path', {d: `M${sx(d.call_rate)},${sy(d.accuracy) - 7}l7,7l-7,7l-7,-7z`, fill: COLORS.dream},
+                     svgEl('title', {}, 'after the dream state: ' + pct(d.accuracy))));
+  }
   // the chosen policy: a ring on its point, a line down to the call-rate axis, the oracle at the same call rate
   const x = sx(p.learned.call_rate), y = sy(p.learned.accuracy), right = x < (sx(0) + sx(1)) / 2;
-  svg.append(svgEl('line', {x1: x, x2: x, y1: sy(hi), y2: sy(lo), class: 'cursor'}),
-             dot(x, sy(oracleAt(p.learned.call_rate)), 3.5, COLORS.oracle, 'oracle at the same call rate'),
-             svgEl('circle', {cx: x, cy: y, r: 8, fill: 'none', stroke: COLORS.dream, 'stroke-width': 2.5, id: 'chosen'}),
+  cursor(chart, p.learned.call_rate);
+  svg.append(dot(x, sy(oracleAt(p.learned.call_rate)), 3.5, COLORS.oracle, 'oracle at the same call rate'),
+             svgEl('circle', {cx: x, cy: y, r: 8, fill: 'none', stroke: COLORS.dream, 'stroke-width': 2.5,
+                              id: 'chosen'}),
              svgEl('text', {x: x + (right ? 12 : -12), y: y + 16, 'text-anchor': right ? 'start' : 'end',
-                            class: 'axis'}, 'c = ' + price(p.cost)));
-  legend('frontier-legend', [['learned, one policy per price', COLORS.learned], ['oracle, the optimal router (on the c = ' + price(DATA.prices[DATA.moderate].cost) + ' run\'s answers)', COLORS.oracle, true],
+                            class: 'axis halo'}, 'c = ' + price(p.cost)));
+  const oracle = "oracle, the optimal router (on the c = " + price(DATA.prices[DATA.moderate].cost) + " run's answers)";
+  legend(byId('frontier-legend'), [['learned, one policy per price', COLORS.learned], [oracle, COLORS.oracle, true],
     ['never call (square)', COLORS.never], ['always call (triangle)', COLORS.always]]
     .concat(DATA.dream ? [['after the dream state (diamond)', COLORS.dream]] : []));
 }
@@ -83,28 +90,25 @@ function drawFrontier(p) {
 function drawBuys(p) {
   const cs = DATA.prices.map(q => q.cost), lo = Math.min(...cs), hi = Math.max(...cs);
   const decades = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100].filter(t => t >= lo * 0.999 && t <= hi * 1.001);
-  const {svg, sx, sy} = axes(byId('buys'), {
+  const chart = axes(byId('buys'), {
     title: 'call rates of the learned policy against the price of a call', height: 290,
     x: {min: lo, max: hi, log: true, ticks: decades.length >= 2 ? decades : cs, fmt: price,
         label: 'price of a call (log scale)'},
-    y: {min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: v => (100 * v) + '%', label: 'call rate'}});
-  for (const [key, color] of [['call_rate_needs_tool', COLORS.learned], ['call_rate_memorizable', COLORS.memorizable],
-                              ['needed', COLORS.needed]]) {
-    const pts = DATA.prices.map(q => [q.cost, key === 'needed' ? q.needed_call_rate : q.learned[key]])
-      .filter(q => q[1] !== null);
-    svg.append(svgEl('polyline', {points: pointsAttr(pts.map(q => [sx(q[0]), sy(q[1])])), fill: 'none', stroke: color,
-                                  'stroke-width': 2, 'stroke-dasharray': key === 'needed' ? '5 3' : 'none'}));
-    pts.forEach(q => svg.append(dot(sx(q[0]), sy(q[1]), 3, color, 'c = ' + price(q[0]) + ': ' + pct(q[1]))));
-  }
+    y: {min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: ratePct, label: 'call rate'}});
+  const label = (x, y) => 'c = ' + price(x) + ': ' + pct(y);
+  series(chart, DATA.prices.map(q => [q.cost, q.learned.call_rate_needs_tool]), COLORS.learned, label);
+  series(chart, DATA.prices.map(q => [q.cost, q.learned.call_rate_memorizable]), COLORS.memorizable, label);
+  series(chart, DATA.prices.map(q => [q.cost, q.needed_call_rate]), COLORS.needed, label, true);
   if (DATA.calls_stop !== null) {
-    const x = sx(DATA.calls_stop);
-    svg.append(svgEl('line', {x1: x, x2: x, y1: sy(1), y2: sy(0), stroke: COLORS.needed, 'stroke-dasharray': '2 3'}),
-               svgEl('text', {x: x - 4, y: sy(1) + 12, 'text-anchor': 'end', class: 'tick'}, 'calls stop'));
+    const x = chart.sx(DATA.calls_stop);
+    chart.svg.append(svgEl('line', {x1: x, x2: x, y1: chart.plot.top, y2: chart.plot.bottom, stroke: COLORS.needed,
+                                    'stroke-dasharray': '2 3'}),
+                     svgEl('text', {x: x - 4, y: chart.plot.top + 12, 'text-anchor': 'end', class: 'tick halo'},
+                           'calls stop'));
   }
-  const x = sx(p.cost);
-  svg.append(svgEl('line', {x1: x, x2: x, y1: sy(1), y2: sy(0), class: 'cursor'}));
-  legend('buys-legend', [['needs-tool queries', COLORS.learned], ['memorizable queries', COLORS.memorizable],
-                         ['needed calls (no-tool wrong, tool right)', COLORS.needed, true]]);
+  cursor(chart, p.cost);
+  legend(byId('buys-legend'), [['needs-tool queries', COLORS.learned], ['memorizable queries', COLORS.memorizable],
+                               ['needed calls (no-tool wrong, tool right)', COLORS.needed, true]]);
 }
 function outcome(r) {
   const call = r.p_call > 0.5;
@@ -116,14 +120,14 @@ function drawGrid(p) {
   p.queries.forEach((r, i) => (fams[r.family] = fams[r.family] || []).push([r, i]));
   for (const [fam, rows] of Object.entries(fams)) {
     const calls = rows.filter(([r]) => outcome(r).call).length;
-    grid.append(el('div', {class: 'fam'}, el('b', {}, fam + ' (' + rows[0][0].kind.replace('_', '-') + '): ' +
-      calls + ' of ' + rows.length + ' call'), ...rows.map(([r, i]) => {
-        const o = outcome(r);
-        return el('span', {class: 'q' + (o.call ? ' call' : '') + (o.ok ? '' : ' wrong') + (i === +querySel.value ? ' sel' : ''),
-                           title: 'P(CALL) ' + r.p_call.toFixed(2) + (o.call ? ', calls' : ', from memory') + ': ' + o.answer,
-                           onclick: () => { querySel.value = i; querySel.dispatchEvent(new Event('change')); }},
-                  r.query + (o.ok ? '' : ' ✗'));
-      })));
+    const head = fam + ' (' + rows[0][0].kind.replace('_', '-') + '): ' + calls + ' of ' + rows.length + ' call';
+    grid.append(el('div', {class: 'fam'}, el('b', {}, head), ...rows.map(([r, i]) => {
+      const o = outcome(r), sel = i === +querySel.value;
+      const title = 'P(CALL) ' + r.p_call.toFixed(2) + (o.call ? ', calls' : ', from memory') + ': ' + o.answer;
+      return el('span', {class: 'q' + (o.call ? ' call' : '') + (o.ok ? '' : ' wrong') + (sel ? ' sel' : ''), title,
+                         onclick: () => { querySel.value = i; querySel.dispatchEvent(new Event('change')); }},
+                r.query + (o.ok ? '' : ' ✗'));
+    })));
   }
 }
 function row(label, ...value) { return el('div', {class: 'row'}, el('b', {}, label), el('span', {}, ...value)); }
