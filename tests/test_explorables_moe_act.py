@@ -103,7 +103,8 @@ def test_moe_numbers_shown_equal_the_analysis(moe_page, open_page):
         info = page.locator(f"{side} .info")
         choices = item["choices"][0][2]
         assert info.locator(".p").all_inner_texts() == [f"{p:.3f}" for _, p in choices]
-        assert [f"expert {e}" in t for (e, _), t in zip(choices, info.locator(".choice").all_inner_texts())]
+        shown = info.locator(".choice").all_inner_texts()
+        assert len(shown) == len(choices) and all(t.startswith(f"expert {e} ") for (e, _), t in zip(choices, shown))
         top_k = runs[name].config["moe"]["top_k"]
         assert info.inner_text().count("(chosen)") == top_k and len(choices) == top_k + 1
         assert choices[0][0] == item["experts"][0][2]  # the first choice is the expert the colour shows
