@@ -57,20 +57,19 @@ function drawTradeoff() {
   x.fmt = key === 'macs' ? v => (v >= 1e6 ? (v / 1e6).toFixed(1) + 'M' : Math.round(v / 1e3) + 'k') : v => String(v);
   const y = {min: ylo, max: yhi, ticks: niceTicks(ylo, yhi, 5), fmt: v => v + '%', label: `accuracy (${split})`};
   const {svg, sx, sy, plot} = axes($('chart'), {x, y, height: 300, title: `${$('task').value}: accuracy vs compute`});
-  for (const kind of ['fixed', 'act']) {
-    const line = pts.filter(p => p.kind === kind).map(p => [sx(at(p)[0]), sy(at(p)[1])]);
-    if (line.length > 1) svg.append(svgEl('polyline', {points: pointsAttr(line), fill: 'none', stroke: KINDS[kind][0],
-                                                       'stroke-width': 1.5}));
+  const chart = {svg, sx, sy, plot}, kinds = Object.keys(KINDS).filter(k => pts.some(p => p.kind === k));
+  // one line per family: the fixed depths, τ, PonderNet's prior, the exit threshold
+  for (const kind of kinds) {
+    const family = pts.filter(p => p.kind === kind);
+    series(chart, family.map(at), KINDS[kind][0], (px, py) => family.find(p => at(p)[0] === px && at(p)[1] === py).label);
   }
-  for (const p of pts) {
-    const [cx, cy] = [sx(at(p)[0]), sy(at(p)[1])];
-    svg.append(svgEl('circle', {cx, cy, r: 4, fill: KINDS[p.kind][0]}, svgEl('title', {}, `${p.model}: ${p.label}`)));
-    const right = cx > (sx(x.min) + sx(x.max)) / 2;
+  for (const p of pts.filter(p => p.kind === 'fixed')) {
+    const [cx, cy] = [sx(at(p)[0]), sy(at(p)[1])], right = cx > (plot.left + plot.right) / 2;
     // below the point, or above it at the foot of the plot
-    if (p.kind === 'fixed') svg.append(svgEl('text', {x: cx + (right ? -6 : 6), y: cy + 14 > plot.bottom - 4 ? cy - 8 :
-                                                      cy + 14, class: 'tick halo', 'text-anchor': right ? 'end' : 'start'},
-                                             p.label));
+    svg.append(svgEl('text', {x: cx + (right ? -6 : 6), y: cy + 14 > plot.bottom - 4 ? cy - 8 : cy + 14,
+                              class: 'tick halo', 'text-anchor': right ? 'end' : 'start'}, p.label));
   }
+  legend($('legend'), kinds.map(k => [KINDS[k][1], KINDS[k][0]]));
   const chosen = taus[+$('tau').value];
   $('taulabel').textContent = chosen ? chosen.label : 'no ACT run';
   if (!chosen) { clear($('readout')).append('No ACT run on this task.'); return; }
@@ -79,8 +78,6 @@ function drawTradeoff() {
              // above the point, or below it when the point is at the top of the plot
              svgEl('text', {x: cx, y: cy - 13 < plot.top + 12 ? cy + 30 : cy - 13, 'text-anchor': 'middle',
                             class: 'axis halo'}, chosen.label));
-  $('chart').append(el('div', {class: 'legend'}, ...Object.keys(KINDS).filter(k => pts.some(p => p.kind === k))
-    .map(k => el('span', {}, el('i', {style: {borderColor: KINDS[k][0]}}), KINDS[k][1]))));
   const s = chosen[split];
   clear($('readout')).append(el('b', {}, chosen.label), ` (${chosen.model}): `,
     el('b', {class: 'acc'}, pct(s.acc)), ` accuracy on the ${split} examples at `,
