@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import importlib
 import json
 import os
 import platform
@@ -276,6 +277,11 @@ def main(argv: list[str]) -> int:
     if a.seeds < 1:
         raise UserError("--seeds must be at least 1")
     executor = a.executor or ("ray" if a.address or os.environ.get("RAY_ADDRESS") else "local")
-    results = sweep(a.lab, list(range(a.seeds)), a.budget, a.out or f"runs/{a.lab}", a.jobs, a.threads, executor,
-                    a.address)
-    return 1 if any(not r["ok"] for r in results) else 0
+    out = Path(a.out or f"runs/{a.lab}")
+    results = sweep(a.lab, list(range(a.seeds)), a.budget, out, a.jobs, a.threads, executor, a.address)
+    if any(not r["ok"] for r in results):
+        return 1
+    # the lab's report over every seed (each seed folder also holds its own one-seed report)
+    importlib.import_module(f"nnlabs.labs.{a.lab}").report(out)
+    print(f"{a.lab}: report over every seed in {out / 'report.md'}")
+    return 0

@@ -242,3 +242,46 @@ def test_seed_figures_draw_every_seed_and_the_mean():
     lines = axes[0][1].get_lines()
     assert len(lines) == 3 and list(lines[-1].get_ydata()) == pytest.approx([3.1, 2.6, 2.1])
     plt.close(fig)
+
+
+# what each lab's report says about two seeds: a seed sentence, intervals in its tables, a paired verdict
+ACROSS_SEEDS = {
+    "tour": ["Transformer − MLP final test NLL, paired by seed"],
+    "act": ["### parity: every seed", "**Adaptive depth, over 2 seeds:**"],
+    "tools": ["## Across seeds", "- Learned − always call: accuracy"],
+    "dreamcoder": ["## Across seeds", "pooled over seeds", "held-out tasks of 2 seed(s)"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", list(ACROSS_SEEDS))
+def test_reports_read_every_seed_of_a_sweep(tmp_path, lab):
+    import importlib
+    import shutil
+
+    # one real tiny run as seed 0, its copy as seed 1: the report's across-seed paths without a second run
+    out = tmp_path / lab
+    assert cli(["lab", lab, "--budget", "tiny", "--seed", "0", "--out", str(out / "seed-0")]) == 0
+    shutil.copytree(out / "seed-0", out / "seed-1")
+    for config in (out / "seed-1").glob("*/config.json"):
+        config.write_text(json.dumps({**json.loads(config.read_text()), "seed": 1}))
+    importlib.import_module(f"nnlabs.labs.{lab}").report(out)
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "2 seeds (0, 1): numbers are means ± the half-width" in text
+    assert " ± " in text.split("2 seeds (0, 1)")[1]  # a table cell with its interval
+    for phrase in ACROSS_SEEDS[lab]:
+        assert phrase in text, phrase
+    payoff = json.loads((out / "payoff.json").read_text())
+    assert {p["seed"] for p in payoff["points"]} == {0, 1}  # every seed reaches the closing figure
+
+
+def test_sweep_command_ends_with_the_report_over_every_seed(tmp_path, monkeypatch):
+    """`nnlabs sweep` writes the lab's report over all its seeds once every seed has finished."""
+    monkeypatch.setattr(sweep, "sweep", lambda *a, **k: [{"seed": 0, "ok": True}, {"seed": 1, "ok": True}])
+    reported = []
+    monkeypatch.setattr("nnlabs.labs.act.report", lambda out: reported.append(out))
+    assert sweep.main(["act", "--seeds", "2", "--budget", "tiny", "--out", str(tmp_path / "act")]) == 0
+    assert reported == [tmp_path / "act"]
+    monkeypatch.setattr(sweep, "sweep", lambda *a, **k: [{"seed": 0, "ok": False}])
+    assert sweep.main(["act", "--seeds", "1", "--budget", "tiny", "--out", str(tmp_path / "act")]) == 1
+    assert reported == [tmp_path / "act"]  # a failed seed: no report over a partial sweep
