@@ -94,13 +94,21 @@ class MoEBudget:
     n_train: int  # training lines
     n_val: int  # validation lines per domain
     warmup: int
+    runs: tuple[str, ...] = tuple(RUNS)  # which of RUNS this budget trains
+
+
+# The quick budget (one `make labs` on a laptop) keeps one run per question the post asks: dense vs sparse
+# at equal active and equal total parameters, top-1 vs top-2, a capacity limit, no balancing vs Switch vs
+# loss-free, and collapse with and without a cure. Expert-count scans and the remaining cures: full only.
+QUICK_RUNS = ("dense", "dense_x4", "top1_e8", "top2_e8", "top1_e8_cap1", "top1_e8_nobal", "top1_e8_lossfree_fast",
+              "collapse_none", "collapse_switch", "collapse_lossfree")
 
 
 BUDGETS = {
     "tiny": MoEBudget(n_layer=2, n_embd=32, n_head=2, steps=16, eval_interval=8, batch=16, n_train=1200,
                       n_val=32, warmup=5),
     "quick": MoEBudget(n_layer=2, n_embd=64, n_head=4, steps=800, eval_interval=100, batch=32, n_train=24000,
-                       n_val=300, warmup=100),
+                       n_val=300, warmup=100, runs=QUICK_RUNS),
     "full": MoEBudget(n_layer=3, n_embd=64, n_head=4, steps=3000, eval_interval=200, batch=32, n_train=24000,
                       n_val=500, warmup=200),
 }
@@ -300,15 +308,16 @@ def main(argv: list[str]) -> int:
 
     p = lab_parser("moe", "Part 4: sparse mixture-of-experts FFNs on the domain mixture — routing, collapse "
                    "and its cures, measured.", BUDGETS, seed=3407)
-    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of: {', '.join(RUNS)}")
+    p.add_argument("--runs", default="", help=f"comma-separated subset of: {', '.join(RUNS)} (default: the "
+                   f"budget's; quick trains {len(QUICK_RUNS)} of the {len(RUNS)})")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = PyTorch's default); these "
                    "models are small, and one thread is never much slower and far faster on a busy machine")
     a = p.parse_args(argv)
-    names = [n for n in a.runs.split(",") if n]
+    b = BUDGETS[a.budget]
+    names = [n for n in a.runs.split(",") if n] or list(b.runs)
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         raise UserError(f"--runs: unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
-    b = BUDGETS[a.budget]
     with claim(a.out, resume=a.resume, force=a.force) as out:
         data = load_mixture(b.n_train, b.n_val)
         for name in names:
