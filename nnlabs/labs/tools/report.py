@@ -410,7 +410,7 @@ def write_payoff(out: Path, done: list[Run]) -> None:
             points.append(payoff_point(run, "learned", label, "routed"))
         points += [payoff_point(mod, mode, f"{mode} (weights of c={mod.analysis['call_cost']:g})", "baseline")
                    for mode in ("never", "always", "oracle")]
-    payoff = {"lab": "tools", "quality": "exact-answer accuracy on the test queries, fraction",
+    payoff = {"lab": "tools", "quality": "exact-answer accuracy on the test queries, fraction", "better": "higher",
               "compute": "forward MACs per query incl. the declared cost of tool calls", "points": points}
     (out / "payoff.json").write_text(json.dumps(payoff, indent=1) + "\n", encoding="utf-8")
 
