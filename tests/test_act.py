@@ -228,6 +228,19 @@ def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
     assert all(torch.equal(e.up.weight, dense.blocks[0].ffn.up.weight) for e in experts)
 
 
+def test_warm_started_adaptive_model_starts_at_the_cap(tmp_path):
+    """ACT fine-tunes from a fixed-depth checkpoint with a fresh halting unit (bias -3: ponder to the cap
+    first), not the fixed model's untrained one (bias -1)."""
+    budget = experiment.BUDGETS["tiny"]
+    torch.manual_seed(0)
+    fixed = experiment.build_model(budget, "fixed2", block_size=8)
+    torch.save({"model": fixed.state_dict()}, tmp_path / "checkpoint.pt")
+    act = experiment.build_model(budget, "act_tau0.01", block_size=8)
+    experiment.warm_start(act, tmp_path / "checkpoint.pt")
+    assert act.halting.linear.bias.eq(-3.0).all()
+    assert torch.equal(act.blocks[0].ffn.up.weight, fixed.blocks[0].ffn.up.weight)
+
+
 def test_routing_by_pass_information_on_hand_made_routing():
     # input "1", answer "0": positions '.', '1', '=' (3 characters); 2 passes, 2 experts.
     # run A: the expert is the pass, whatever the character -> I(expert; pass) = 1 bit, I(expert; char) = 0

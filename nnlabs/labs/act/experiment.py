@@ -99,7 +99,9 @@ def warm_start(model: RecurrentDepth, checkpoint: Path) -> None:
     every expert a copy of it, the router fresh. Top-2 gates are renormalised to sum to 1, so two
     identical experts compute exactly the dense layer: the upcycled model starts where the dense one
     ended, and the experts drift apart as the router sends them different tokens."""
-    state = load_checkpoint(checkpoint)["model"]
+    # the halting unit always starts fresh: a fixed-depth checkpoint carries an untrained one (bias -1, ~4
+    # passes) that would override the adaptive model's start at the cap (bias -3)
+    state = {k: v for k, v in load_checkpoint(checkpoint)["model"].items() if not k.startswith("halting.")}
     wse = model.wse.weight.detach().clone()
     n = min(len(wse), len(state["wse.weight"]))
     wse[:n] = state["wse.weight"][:n]
