@@ -332,19 +332,22 @@ LEVEL_TEXT = "the half-width of a 95 % t-interval"
 
 def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
     """Did adaptive depth help? The adaptive model with the best mean accuracy (then the least compute)
-    against the deepest fixed model, paired by seed: accuracy in points, compute in % of the fixed model's."""
+    against the cheapest fixed depth as accurate as the best fixed one (mean within 1 point) — beating a
+    deeper fixed model than needed saves nothing depth did not — paired by seed: accuracy in points,
+    compute saved in % of the fixed model's."""
     dense_models = {m: g for m, g in by_model.items() if not g[0].get("experts")}
     fixed = [g for g in dense_models.values() if g[0]["kind"] == "fixed"]
     adaptive = [g for g in dense_models.values() if g[0]["kind"] in ("act", "ponder", "exit")]
     if not fixed or not adaptive:
         return []
-    deepest = max(fixed, key=lambda g: g[0]["max_steps"])
 
     def mean(g, key):
         return float(np.mean([a["splits"]["test"][key] for a in g]))
 
+    top = max(mean(g, "acc") for g in fixed)
+    yardstick = min((g for g in fixed if mean(g, "acc") >= top - 0.01), key=lambda g: mean(g, "macs_per_example"))
     best = max(adaptive, key=lambda g: (mean(g, "acc"), -mean(g, "macs_per_example")))
-    base = {a["seed"]: a["splits"]["test"] for a in deepest}
+    base = {a["seed"]: a["splits"]["test"] for a in yardstick}
     acc = paired({a["seed"]: 100 * a["splits"]["test"]["acc"] for a in best},
                  {s: 100 * t["acc"] for s, t in base.items()}).diff
     # compute saved, per seed: 100 (1 - MACs_adaptive / MACs_fixed)
@@ -352,16 +355,17 @@ def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
                     for a in best if a["seed"] in base}, {s: 0.0 for s in base}).diff
     a_word = verdict(acc, words=("more accurate", "less accurate", "as accurate within noise"))
     c_word = verdict(saved, words=("cheaper", "dearer", "no cheaper within noise"))
-    name, deep = best[0]["model"], deepest[0]["model"]
+    name, fix = best[0]["model"], yardstick[0]["model"]
     if acc.n < 2:
-        return [f"Adaptive depth, one seed (no verdict): {name} vs {deep}: {acc.mean:+.1f} points of test accuracy, "
+        return [f"Adaptive depth, one seed (no verdict): {name} (best adaptive) vs {fix} (the cheapest fixed depth "
+                f"within 1 point of the best fixed one): {acc.mean:+.1f} points of test accuracy, "
                 f"{saved.mean:+.0f}% compute saved.", ""]
     helped = a_word != "less accurate" and c_word == "cheaper"
     return [f"**Adaptive depth, over {acc.n} seeds:** {name} (the adaptive model with the best mean accuracy) vs "
-            f"{deep}, paired by seed: test accuracy {acc.format('+.1f')} points ({a_word}), compute saved "
-            f"{saved.format('+.0f')}% ({c_word}). Verdict: adaptive depth "
-            + ("**helped** (as accurate or better, for less compute)." if helped else
-               "**did not clearly help** at this budget."), ""]
+            f"{fix} (the cheapest fixed depth within 1 point of the best fixed one), paired by seed: test accuracy "
+            f"{acc.format('+.1f')} points ({a_word}), compute saved {saved.format('+.0f')}% ({c_word}). Verdict: "
+            "adaptive depth " + ("**helped** (as accurate or better, for less compute)." if helped else
+                                 "**did not clearly help** at this budget."), ""]
 
 
 def report(out: Path) -> None:
