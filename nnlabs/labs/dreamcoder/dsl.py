@@ -396,23 +396,32 @@ def compile_program(p: Program):
         i = p.i
         return lambda env: env[i]
     if p.__class__ is Lam:
-        body = compile_program(p.body)
-        return lambda env: lambda x: body((x, *env))
+        return compile_lambda(compile_program(p.body))
     if p.__class__ is Prim:
         value = p.value
         return lambda env: value
     if p.__class__ is Invented:
         return compile_invented(p)
     head, args = spine(p)
-    if head.__class__ is Prim and head.name == "if" and len(args) == 3:
-        c, t, e = (compile_program(a) for a in args)  # lazy: only the branch taken runs
+    return compile_application(head, compile_program(head), [compile_program(a) for a in args])
+
+
+def compile_lambda(body):
+    """(lam body) from the compiled body."""
+    return lambda env: lambda x: body((x, *env))
+
+
+def compile_application(head: Program, fh, fargs: list):
+    """(head a1 ... ak) from the compiled head and arguments: the enumerator builds each program's
+    closure from its parts' closures, never recompiling a subterm."""
+    if head.__class__ is Prim and head.name == "if" and len(fargs) == 3:
+        c, t, e = fargs  # lazy: only the branch taken runs
 
         def run_if(env):
             tick()
             return t(env) if c(env) else e(env)
 
         return run_if
-    fh, fargs = compile_program(head), [compile_program(a) for a in args]
 
     def run_app(env):
         tick()
@@ -455,6 +464,46 @@ def run(fn, x, steps: int = 20_000, seconds: float = 0.05):
 def run_open(fn, env: tuple, steps: int = 2_000, seconds: float = 0.01):
     """Evaluate a compiled open term in an environment (for observational-equivalence probes)."""
     return guarded(lambda: fn(env), steps, seconds)
+
+
+class Failed:
+    """The value of a term that failed (EvalError) on one environment: equal only to itself."""
+
+    def __repr__(self):
+        return "FAILED"
+
+
+FAILED = Failed()
+
+
+def apply_rows(head: Program, fh, columns: list, envs: list, steps: int = 2_000, seconds: float = 0.01) -> tuple:
+    """The values of (head a1 ... ak) in each environment envs[r], given each argument's value there
+    (columns[i][r], FAILED where it failed): what compile_application's closure returns, without
+    running the arguments again. Each row runs under its own step budget, like run_open (all rows
+    under one clock of `seconds` per row)."""
+    if head.__class__ is Prim and head.name == "if" and len(columns) == 3:
+        # lazy: a failed branch that is not taken does not fail the `if`
+        return tuple(FAILED if c is FAILED else t if c else e for c, t, e in zip(*columns))
+    budget = StepBudget
+    budget.limit, budget.deadline = steps, time.perf_counter() + seconds * len(envs)
+    first = min(steps + 1, 1024)
+    const = head.__class__ is Prim
+    out = []
+    for r, env in enumerate(envs):
+        # the application's own step (compile_application ticks once)
+        budget.steps, budget.check_at = 1, first
+        try:
+            v = head.value if const else fh(env)
+            for col in columns:
+                a = col[r]
+                if a is FAILED:
+                    v = a
+                    break
+                v = v(a)
+        except (EvalError, RecursionError, ArithmeticError, IndexError, TypeError, ValueError):
+            v = FAILED
+        out.append(v)
+    return tuple(out)
 
 
 def evaluate(p: Program, x, **budget):

@@ -8,46 +8,60 @@ return type unifies with τ compete, so
 
 Variables share one weight (split evenly among the variables that fit). Programs are built top-down in
 eta-long form (a hole of arrow type is always a `lam`), arguments left to right, threading the type
-substitution, exactly like DreamCoder's enumerator. Iterative deepening over DL bands [lo, lo+1.5):
-each band is collected, sorted, and tried, so programs come out in non-decreasing DL.
+substitution, exactly like DreamCoder's enumerator. A hole's programs depend only on its (type, context)
+up to renaming of type variables, so each such `Hole` is solved once, as dynamic programming over
+description length: it keeps its programs sorted by cost and grows them one MIN_COST step at a time,
+building the programs of cost in [lo, lo + MIN_COST) from its children's lists (a step never needs its
+own hole beyond what it already holds: every choice costs at least MIN_COST). The request's programs
+are read off its body hole step by step, so they come out in non-decreasing DL, and a search stops
+building as soon as its programs cap is met.
 
-Observational-equivalence pruning: a subterm whose type and free variables are concrete is run on a few
-probe environments (the task's own inputs for the outermost variable, fixed random values for lambda
-variables); a subterm that behaves like an earlier one at the same hole is dropped, so `(+ $0 1)` and
-`(+ 1 $0)` never both spawn whole families of programs.
+Each program is compiled once, from its parts' closures, and its values on the hole's probe
+environments are computed from its arguments' values (one application per environment; a subterm is
+never run again). Observational-equivalence pruning: at a hole whose context is concrete data, the
+probe environments are the task's own inputs for the outermost variable and fixed values for lambda
+variables; a program that behaves like a cheaper one there (same values, same type bindings) is
+dropped, so `(+ $0 1)` and `(+ 1 $0)` never both spawn whole families of programs.
 
 The compute unit is "programs tried": complete programs run on the task's examples.
 """
 
 from __future__ import annotations
 
+import gc
+import heapq
 import math
 import multiprocessing as mp
 import random
 import sys
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nnlabs.labs.dreamcoder.dsl import (
     BASE_GRAMMAR,
     BOOL,
+    FAILED,
     INT,
     App,
     EvalError,
+    Invented,
     Lam,
     Program,
     TCon,
     TVar,
     Var,
     apply_all,
+    apply_rows,
     arguments_and_return,
+    compile_application,
+    compile_lambda,
     compile_program,
     instantiate,
     is_arrow,
     resolve,
     run,
-    run_open,
     shift,
     show,
     spine,
@@ -55,13 +69,11 @@ from nnlabs.labs.dreamcoder.dsl import (
     unify,
 )
 
-# nats per iterative-deepening band
-BAND = 1.5
 # never enumerate beyond this description length
 MAX_DL = 40.0
 # probe environments for observational equivalence
 N_PROBES = 10
-# nats: a floor per choice, so a forced choice (P = 1) cannot recurse forever
+# nats: a floor per choice, so a forced choice (P = 1) cannot recurse forever; also a hole's step
 MIN_COST = 0.25
 # type constructors + variables in an argument type, e.g. (int -> int) -> list(int) is 7
 MAX_TYPE_SIZE = 9
@@ -112,65 +124,42 @@ class Candidate(NamedTuple):
     production: int
 
 
-class Expansion(NamedTuple):
-    """A complete program for a hole (or, for `Enumerator.arguments`, a list of programs for a list of
-    holes), with its cost and the substitution and next type-variable id after building it."""
-    cost: float
-    program: object
-    sub: dict
-    next_id: int
-
-
-class Closed(NamedTuple):
-    """A memoised result for a canonical (type, context) key, independent of any substitution: the
-    bindings it made for the key's type variables t0..t{k-1} and how many fresh ones it introduced."""
-    cost: float
-    item: object
-    binds: list
-    fresh: int
-
-
-class Memo(NamedTuple):
-    """A hole's programs, computed once for every cost below `covers` (sorted by cost)."""
-    covers: float
-    entries: list[Closed]
-
-
-class Head(NamedTuple):
-    """A candidate without its cost and substitution, as the candidate memo stores it."""
-    head: Program
-    arg_types: list
-    production: int
-
-
-def list_depth(t) -> int:
-    if t.__class__ is TVar:
-        return 0
-    inner = max((list_depth(a) for a in t.args), default=0)
-    return inner + 1 if t.name == "list" else inner
-
-
-def type_size(t) -> int:
-    return 1 if t.__class__ is TVar else 1 + sum(type_size(a) for a in t.args)
-
-
 def plausible(t) -> bool:
-    """Argument types worth enumerating: no lists of lists, no huge (higher-order, polymorphic) types."""
-    return list_depth(t) <= 1 and type_size(t) <= MAX_TYPE_SIZE
+    """Argument types worth enumerating: no lists of lists, no huge (higher-order, polymorphic) types
+    (more than MAX_TYPE_SIZE constructors and variables)."""
+    size, stack = 0, [(t, 0)]
+    while stack:
+        u, lists = stack.pop()
+        size += 1
+        if size > MAX_TYPE_SIZE:
+            return False
+        if u.__class__ is TCon:
+            lists += u.name == "list"
+            if lists > 1:
+                return False
+            stack += [(a, lists) for a in u.args]
+    return True
 
 
-def candidates(g: Grammar, w, req, env: tuple, sub: dict, n: int) -> list[Candidate]:
-    """Every production that can fill a hole of type `req`, sorted by cost = -log P(head | req),
-    normalised over exactly these candidates. Candidates that would need lists of lists or huge types
-    are dropped: no task here needs them, and they are a large dead end (polymorphic abstractions can
+def fitting(g: Grammar, req, sub: dict, n: int) -> list[tuple]:
+    """(j, production, argument types, substitution, next id) for every production whose return type
+    unifies with `req` (whatever the weights). Those that would need lists of lists or huge types are
+    dropped: no task here needs them, and they are a large dead end (polymorphic abstractions can
     otherwise build ever-deeper types)."""
     found = []
     for j, p in enumerate(g.productions):
-        t, n2 = instantiate(p.tp, n)
-        args, ret = arguments_and_return(t)
+        args, ret, n2 = instance(p.tp, n)
         s2 = unify(ret, req, sub)
         if s2 is not None and all(plausible(resolve(a, s2)) for a in args):
-            found.append((w[j], p, args, s2, n2, j))
+            found.append((j, p, args, s2, n2))
+    return found
+
+
+def candidates(g: Grammar, w, req, env: tuple, sub: dict, n: int, fits: list | None = None) -> list[Candidate]:
+    """Every production (`fits`: fitting(g, req, sub, n), if already known) or variable that can fill
+    a hole of type `req`, sorted by cost = -log P(head | req), normalised over exactly these."""
+    fits = fitting(g, req, sub, n) if fits is None else fits
+    found = [(w[j], p, args, s2, n2, j) for j, p, args, s2, n2 in fits]
     var_hits = []
     for i, t in enumerate(env):
         args, ret = arguments_and_return(resolve(t, sub))
@@ -190,6 +179,20 @@ def candidates(g: Grammar, w, req, env: tuple, sub: dict, n: int) -> list[Candid
     return out
 
 
+_INSTANCES: dict = {}
+
+
+def instance(tp, n: int):
+    """A production's type instantiated with fresh variables from n, as (argument types, return type,
+    next id): every hole asks for every production, so each (type, n) is built once."""
+    found = _INSTANCES.get((id(tp), n))
+    if found is None or found[0] is not tp:
+        t, n2 = instantiate(tp, n)
+        # the type itself is kept, so its id is never reused while the entry lives
+        found = _INSTANCES[(id(tp), n)] = (tp, *arguments_and_return(t), n2)
+    return found[1:]
+
+
 def canonical_key(req, env: tuple):
     """(req, env) with its type variables renamed t0..t{k-1} in order of appearance; and the
     original variable ids, so results computed for the key can be renamed back."""
@@ -202,38 +205,20 @@ def canonical_key(req, env: tuple):
     return (rename_vars(req, canon), tuple(rename_vars(t, canon) for t in env)), free
 
 
-def close_over(cost: float, item, sub: dict, k: int) -> Closed:
-    """A result computed for a canonical key: the bindings it made for t0..t{k-1} and the number of
-    fresh type variables it introduced (renumbered k, k+1, ...), so it no longer needs `sub`."""
+def close_over(sub: dict, k: int, extra=()) -> tuple[tuple, int, list]:
+    """What a result computed for a canonical key did to the key's type variables t0..t{k-1}: their
+    bindings under `sub` (() when it bound none), with every other variable renumbered k, k+1, ...;
+    how many such fresh variables they (and the `extra` types) mention; and the extra types renamed."""
     binds = [resolve(TVar(i), sub) for i in range(k)]
-    extra = []
-    for t in binds + (item.arg_types if isinstance(item, Head) else []):
-        type_vars(t, extra)
-    ren = {v: TVar(k + i) for i, v in enumerate(v for v in extra if v >= k)}
-    if isinstance(item, Head):
-        item = item._replace(arg_types=[rename_vars(resolve(a, sub), ren) for a in item.arg_types])
-    return Closed(cost, item, [rename_vars(t, ren) for t in binds], len(ren))
-
-
-def replay(entries: list[Closed], free: list, sub: dict, n: int, budget: float):
-    """Yield an Expansion (its `program` a Program or a Head) for each cached entry cheaper than
-    budget, renamed into `sub`."""
-    k = len(free)
-    for cost, item, binds, m in entries:
-        if cost >= budget:
-            return
-        if k == 0 and m == 0:
-            yield Expansion(cost, item, sub, n)
-            continue
-        back = {i: TVar(v) for i, v in enumerate(free)} | {k + i: TVar(n + i) for i in range(m)}
-        s2 = dict(sub)
-        for i, t in enumerate(binds):
-            if t != TVar(i):
-                s2[free[i]] = rename_vars(t, back)
-        # a candidate's argument types mention the renamed variables
-        if isinstance(item, Head):
-            item = item._replace(arg_types=[rename_vars(a, back) for a in item.arg_types])
-        yield Expansion(cost, item, s2, n + m)
+    extra = [resolve(t, sub) for t in extra]
+    seen = []
+    for t in binds + extra:
+        type_vars(t, seen)
+    ren = {v: TVar(k + i) for i, v in enumerate(v for v in seen if v >= k)}
+    if ren:
+        binds, extra = [rename_vars(t, ren) for t in binds], [rename_vars(t, ren) for t in extra]
+    unbound = all(t.__class__ is TVar and t.id == i for i, t in enumerate(binds))
+    return () if unbound else tuple(binds), len(ren), extra
 
 
 def rename_vars(t, mapping: dict):
@@ -250,8 +235,53 @@ class OutOfBudget(Exception):
     pass
 
 
+class Entry(NamedTuple):
+    """A program for a hole, independent of any substitution: its cost -log P, the program, the
+    bindings it made for the hole's type variables t0..t{k-1} (() if none) and how many fresh
+    variables those mention (numbered k, k+1, ...), its closure (env -> value), and its values on the
+    hole's probe environments (None where the context is not concrete data)."""
+    cost: float
+    program: Program
+    binds: tuple
+    fresh: int
+    fn: object
+    vals: tuple | None
+
+
+class Head(NamedTuple):
+    """A candidate at a hole, closed over like an Entry: its cost, the head and its closure, its
+    argument types in the order they are filled and that order, its bindings and fresh variables."""
+    cost: float
+    head: Program
+    fn: object
+    arg_types: list
+    order: list
+    binds: tuple
+    fresh: int
+
+
+class Hole:
+    """The programs for one canonical (type, context), sorted by cost, complete below `covers`."""
+
+    def __init__(self, req, env: tuple, k: int, probes: list | None, prune: bool):
+        self.req, self.env, self.k, self.probes, self.prune = req, env, k, probes, prune
+        self.entries: list[Entry] = []
+        self.costs: list[float] = []
+        # signatures (bindings, values) of the programs kept
+        self.seen: set = set()
+        self.covers = 0.0
+        # a heap of (bound, seq, head, partial program or None), see Enumerator.combine
+        self.frontier: list | None = None
+        # an arrow type's body hole, and the variables its t0, t1... stand for
+        self.body = None
+
+
+# the candidates' shapes per (type, number of type variables) for the grammar last searched
+SHAPES: dict = {"grammar": None}
+
+
 class Enumerator:
-    """Depth-first enumeration of all programs with DL < upper, with pruning and a deadline."""
+    """All programs of a type in order of description length, with pruning and a deadline."""
 
     def __init__(self, g: Grammar, w, probe_inputs=(), deadline: float = math.inf, seed: int = 0,
                  prune_equivalent: bool = True):
@@ -261,12 +291,16 @@ class Enumerator:
         self.ints = sorted({v for x in self.probe_inputs for v in flatten(x)} | {0, 1, 2, 3})
         self.rng = random.Random(seed)
         self.probe_cache: dict = {}
-        self.cache: dict = {}
-        self.memo: dict = {}
-        self.nodes = 0
+        # what identifies the grammar's productions (an abstraction by its body)
+        self.grammar = tuple(show(p.body) if isinstance(p, Invented) else p.name for p in g.productions)
+        self.holes: dict = {}
+        self.links: dict = {}
+        # a counter that breaks ties in heaps and sorts: the order programs were built in
+        self.seq = 0
 
-    def probes(self, env: tuple):
-        """Probe environments for a concrete env: lambda variables random, the outermost = task input."""
+    def probes(self, env: tuple) -> list:
+        """Probe environments for a concrete env: lambda variables random, the outermost = task input
+        (each distinct environment once)."""
         if env not in self.probe_cache:
             envs = []
             for i in range(max(N_PROBES, min(16, len(self.ints)))):
@@ -274,88 +308,213 @@ class Enumerator:
                 inner = tuple(self.ints[(i + 3 * j) % len(self.ints)] if t == INT else
                               random_value(t, self.rng, self.ints) for j, t in enumerate(env[:-1]))
                 outer = self.probe_inputs[i % len(self.probe_inputs)] if self.probe_inputs else None
-                envs.append((*inner, outer if self.probe_inputs else random_value(env[-1], self.rng)))
-            self.probe_cache[env] = envs
+                envs.append((*inner, outer if self.probe_inputs else random_value(env[-1], self.rng, self.ints)))
+            self.probe_cache[env] = list(dict.fromkeys(envs))
         return self.probe_cache[env]
 
-    def signature(self, p: Program, env: tuple):
-        fn, out = compile_program(p), []
-        for e in self.probes(env):
-            try:
-                out.append(run_open(fn, e))
-            except EvalError:
-                out.append("error")
-        return tuple(out)
+    def hole(self, req, env: tuple) -> tuple[Hole, list]:
+        """The Hole of (req, env) up to renaming, and the type variables its t0, t1, ... stand for."""
+        link = self.links.get((req, env))
+        if link is None:
+            key, free = canonical_key(req, env)
+            h = self.holes.get(key)
+            if h is None:
+                concrete = bool(env) and all(is_ground(t) and not is_arrow(t) for t in env)
+                h = self.holes[key] = Hole(*key, len(free), self.probes(key[1]) if concrete else None,
+                                           self.prune_equivalent and concrete and not is_arrow(req))
+            link = self.links[(req, env)] = (h, free)
+        return link
+
+    def extend(self, h: Hole, budget: float) -> None:
+        """Make h hold every program cheaper than budget, one MIN_COST step at a time."""
+        while h.covers < budget:
+            if time.perf_counter() > self.deadline:
+                raise OutOfBudget
+            self.fill(h, h.covers, h.covers + MIN_COST)
+            h.covers += MIN_COST
+
+    def fill(self, h: Hole, lo: float, hi: float) -> None:
+        """Append h's programs of cost in [lo, hi), cheapest first; where h prunes, only those that
+        behave unlike every program kept before. Every child hole it reads is complete below hi -
+        MIN_COST <= lo, so h itself is never asked for more than it holds."""
+        if is_arrow(h.req):
+            if h.body is None:
+                a, b = h.req.args
+                h.body = self.hole(b, (a, *h.env))
+            body, free = h.body
+            self.extend(body, hi)
+            for e in body.entries[bisect_left(body.costs, lo):bisect_left(body.costs, hi)]:
+                binds, fresh, _ = close_over(bind(e, free, {}, h.k)[0], h.k)
+                fn = compile_lambda(e.fn)
+                vals = None if h.probes is None else tuple(remembering(e.fn, env) for env in h.probes)
+                h.entries.append(Entry(e.cost, Lam(e.program), binds, fresh, fn, vals))
+                h.costs.append(e.cost)
+            return
+        if h.frontier is None:
+            # every head, not started yet: it costs at least its own choice and MIN_COST per argument
+            h.frontier = []
+            for head in self.heads(h):
+                self.seq += 1
+                h.frontier.append((head.cost + len(head.arg_types) * MIN_COST, self.seq, head, None))
+            heapq.heapify(h.frontier)
+        found = []
+        self.combine(h, hi, found)
+        found.sort(key=lambda f: f[:2])
+        for cost, _, head, binds, fresh, args in found:
+            args = unorder(args, head.order)
+            vals = None if h.probes is None else apply_rows(head.head, head.fn, [a.vals for a in args], h.probes)
+            if h.prune:
+                if (binds, vals) in h.seen:
+                    continue
+                h.seen.add((binds, vals))
+            fn = compile_application(head.head, head.fn, [a.fn for a in args]) if args else head.fn
+            h.entries.append(Entry(cost, apply_all(head.head, [a.program for a in args]), binds, fresh, fn, vals))
+            h.costs.append(cost)
+
+    def heads(self, h: Hole) -> list[Head]:
+        """The candidates at h, closed over. What they are does not depend on the weights or the
+        context, so it is kept from task to task while the grammar stays the same (SHAPES)."""
+        key = (h.req, h.k)
+        if SHAPES["grammar"] != self.grammar:
+            SHAPES.update(grammar=self.grammar, fits={}, shapes={})
+        fits = SHAPES["fits"].get(key)
+        if fits is None:
+            fits = SHAPES["fits"][key] = fitting(self.g, h.req, {}, h.k)
+        shapes, out = SHAPES["shapes"], []
+        for c in candidates(self.g, self.w, h.req, h.env, {}, h.k, fits):
+            shape = shapes.get((key, c.production)) if c.production != VAR else None
+            if shape is None:
+                order = argument_order(c.arg_types)
+                shape = (compile_program(c.head), order, *close_over(c.sub, h.k, [c.arg_types[i] for i in order]))
+                if c.production != VAR:
+                    shapes[(key, c.production)] = shape
+            fn, order, binds, fresh, args = shape
+            out.append(Head(c.cost, c.head, fn, args, order, binds, fresh))
+        return out
+
+    def push(self, h: Hole, head: Head, j: int, sub: dict, n: int, spent: float, args: list):
+        """A partial program: head with arguments 0..j-1 (in fill order) chosen, argument j to come
+        from its hole, starting at that hole's cheapest program."""
+        t, env = head.arg_types[j], h.env
+        if sub:
+            t = resolve(t, sub)
+            if h.probes is None and h.k:
+                env = tuple(resolve(x, sub) for x in env)
+        child, free = self.hole(t, env)
+        state = [j, sub, n, spent, args, child, free, 0]
+        self.seq += 1
+        heapq.heappush(h.frontier, (self.bound(head, state), self.seq, head, state))
+
+    @staticmethod
+    def bound(head: Head, state: list) -> float:
+        """The least a partial program can still cost: its head and arguments so far, the next program
+        of argument j's hole (or, not built yet, what that hole covers), MIN_COST per later argument."""
+        j, _, _, spent, _, child, _, i = state
+        nxt = child.costs[i] if i < len(child.costs) else child.covers
+        return head.cost + spent + nxt + (len(head.arg_types) - 1 - j) * MIN_COST
+
+    def combine(self, h: Hole, hi: float, found: list) -> None:
+        """Every program of h cheaper than hi and not built before, taken from the frontier of its
+        partial programs (one heap over all heads), cheapest bound first: lazy best-first search, so
+        a step touches only the partial programs that yield something."""
+        frontier, k = h.frontier, h.k
+        while frontier and frontier[0][0] < hi:
+            _, _, head, state = heapq.heappop(frontier)
+            if not head.arg_types:
+                self.seq += 1
+                found.append((head.cost, self.seq, head, head.binds, head.fresh, []))
+                continue
+            if state is None:
+                sub = {i: t for i, t in enumerate(head.binds) if not (t.__class__ is TVar and t.id == i)}
+                self.push(h, head, 0, sub, head.fresh + k, 0.0, [])
+                continue
+            j, sub, n, spent, args, child, free, i = state
+            last = len(head.arg_types) - 1
+            # what argument j may cost: every later argument costs at least MIN_COST
+            top = hi - head.cost - spent - (last - j) * MIN_COST
+            self.extend(child, top)
+            entries = child.entries
+            # the bindings of a last argument that binds nothing: the same for all of them
+            unbound = None if k else ((), 0)
+            while i < len(entries) and entries[i].cost < top:
+                e = entries[i]
+                i += 1
+                if j < last:
+                    self.push(h, head, j + 1, *bind(e, free, sub, n), spent + e.cost, [*args, e])
+                else:
+                    if not e.binds:
+                        if unbound is None:
+                            unbound = close_over(sub, k)[:2]
+                        binds, fresh = unbound
+                    else:
+                        binds, fresh = close_over(bind(e, free, sub, n)[0], k)[:2]
+                    self.seq += 1
+                    found.append((head.cost + spent + e.cost, self.seq, head, binds, fresh, [*args, e]))
+            state[-1] = i
+            self.seq += 1
+            heapq.heappush(frontier, (self.bound(head, state), self.seq, head, state))
+
+    def close(self) -> None:
+        """Drop the partial programs: a hole's frontier can point back at the hole itself (cdr's
+        argument is a list like its result), and without these cycles plain reference counting frees
+        the whole enumerator."""
+        for h in self.holes.values():
+            h.frontier = None
 
     def programs(self, req, env: tuple, sub: dict, n: int, budget: float):
-        """Yield an Expansion for every program of type req with cost < budget.
-        A hole has the same answer wherever its (type, context) recurs up to renaming of type
-        variables, so its programs are computed once (sorted by cost, on a MIN_COST grid of budgets)
-        and replayed with the type variables renamed back: enumeration as dynamic programming."""
-        self.nodes += 1
-        if self.nodes & 255 == 0 and time.perf_counter() > self.deadline:
-            raise OutOfBudget
-        req = resolve(req, sub)
-        key, free = canonical_key(req, tuple(resolve(t, sub) for t in env))
-        memo = self.memo.get(key)
-        if memo is None or memo.covers < budget:
-            # The grid step must not exceed the cheapest choice: a child hole gets the rounded budget
-            # minus at least MIN_COST, which then rounds to strictly less than the parent's. With a
-            # coarser grid a choice of cost MIN_COST (a production the recognition model makes nearly
-            # certain, e.g. cdr at a list hole) rounded back up to the same budget and the same hole,
-            # recursing until Python's stack ran out.
-            grid = math.ceil(budget / MIN_COST) * MIN_COST
-            found = [close_over(c, p, s2, len(free)) for c, p, s2, _ in
-                     self.expand(key[0], key[1], {}, len(free), grid)]
-            memo = Memo(grid, self.prune(sorted(found, key=lambda f: f.cost), *key))
-            self.memo[key] = memo
-        yield from replay(memo.entries, free, sub, n, budget)
+        """Yield (cost, program, substitution, next type-variable id) for every program of type req in
+        context env cheaper than budget, cheapest first, its bindings renamed into `sub`."""
+        h, free = self.hole(resolve(req, sub), tuple(resolve(t, sub) for t in env))
+        self.extend(h, budget)
+        for e in h.entries:
+            if e.cost >= budget:
+                return
+            yield (e.cost, e.program, *bind(e, free, sub, n))
 
-    def expand(self, req, env: tuple, sub: dict, n: int, budget: float):
-        """One step of top-down expansion: a lambda for an arrow type, else each candidate head
-        followed by all ways of filling its arguments."""
-        if is_arrow(req):
-            a, b = req.args
-            for cost, body, s2, n2 in self.programs(b, (a, *env), sub, n, budget):
-                yield Expansion(cost, Lam(body), s2, n2)
-            return
-        for cost, head, arg_types, s2, n2, _ in self.candidates(req, env, sub, n, budget):
-            order = argument_order(arg_types)
-            for acost, args, s3, n3 in self.arguments([arg_types[i] for i in order], env, s2, n2, budget - cost):
-                yield Expansion(cost + acost, apply_all(head, unorder(args, order)), s3, n3)
+    def stream(self, request, max_dl: float = MAX_DL):
+        """Yield (DL, program, entry of its body) for every program of type `request` cheaper than
+        max_dl, in non-decreasing DL: the request's lambdas around each program of its body hole."""
+        args, ret = arguments_and_return(request)
+        h, _ = self.hole(ret, tuple(reversed(args)))
+        done = 0
+        while h.covers < max_dl:
+            self.extend(h, h.covers + MIN_COST)
+            for e in h.entries[done:]:
+                if e.cost >= max_dl:
+                    return
+                p = e.program
+                for _ in args:
+                    p = Lam(p)
+                yield e.cost, p, e
+            done = len(h.entries)
 
-    def prune(self, found, req, env):
-        """Observational equivalence, for holes whose type and context are concrete data: walking the
-        programs cheapest first, keep one per behaviour on the probe environments."""
-        concrete = env and is_ground(req) and not is_arrow(req) and all(is_ground(t) and not is_arrow(t) for t in env)
-        if not (self.prune_equivalent and concrete):
-            return found
-        seen, kept = set(), []
-        for f in found:
-            sig = self.signature(f.item, env)
-            if sig not in seen:
-                seen.add(sig)
-                kept.append(f)
-        return kept
 
-    def candidates(self, req, env, sub, n, budget):
-        """candidates() cheaper than `budget`, memoised up to renaming of type variables."""
-        key, free = canonical_key(req, env)
-        if key not in self.cache:
-            found = [close_over(c.cost, Head(c.head, c.arg_types, c.production), c.sub, len(free))
-                     for c in candidates(self.g, self.w, key[0], key[1], {}, len(free))]
-            self.cache[key] = found
-        for cost, (head, args, j), s2, n2 in replay(self.cache[key], free, sub, n, budget):
-            yield Candidate(cost, head, [resolve(a, s2) for a in args], s2, n2, j)
+def remembering(body, env: tuple):
+    """The lambda (lam body) in env as a function that remembers its values: every program that maps,
+    filters or folds with it calls it on the same few numbers. A failure is not remembered (it may be
+    the caller's step budget running out)."""
+    seen = {}
 
-    def arguments(self, types, env, sub, n, budget):
-        """Every way to fill the holes `types` left to right, as Expansions whose `program` is the list."""
-        if not types:
-            yield Expansion(0.0, [], sub, n)
-            return
-        for c1, p1, s1, n1 in self.programs(types[0], env, sub, n, budget):
-            for c2, rest, s2, n2 in self.arguments(types[1:], env, s1, n1, budget - c1):
-                yield Expansion(c1 + c2, [p1, *rest], s2, n2)
+    def call(x):
+        v = seen.get(x, seen)
+        if v is seen:
+            v = seen[x] = body((x, *env))
+        return v
+
+    return call
+
+
+def bind(e: Entry, free: list, sub: dict, n: int) -> tuple[dict, int]:
+    """Rename an entry's bindings into `sub` (its t_i is free[i], its fresh variables n, n+1, ...)."""
+    if not e.binds:
+        return sub, n
+    k = len(free)
+    back = {i: TVar(v) for i, v in enumerate(free)} | {k + i: TVar(n + i) for i in range(e.fresh)}
+    s2 = dict(sub)
+    for i, t in enumerate(e.binds):
+        if not (t.__class__ is TVar and t.id == i):
+            s2[free[i]] = rename_vars(t, back)
+    return s2, n + e.fresh
 
 
 def argument_order(arg_types) -> list[int]:
@@ -395,14 +554,8 @@ def random_value(t, rng: random.Random, ints):
 
 def enumerate_programs(g: Grammar, w, request, probe_inputs=(), deadline=math.inf, max_dl=MAX_DL):
     """Yield (DL, program) for every program of type `request`, in non-decreasing DL."""
-    en = Enumerator(g, w, probe_inputs, deadline)
-    lower = 0.0
-    while lower < max_dl:
-        band = [(c, show(p), p) for c, p, _, _ in en.programs(request, (), {}, 0, lower + BAND) if c >= lower]
-        band.sort(key=lambda b: (b[0], b[1]))
-        for c, _, p in band:
-            yield c, p
-        lower += BAND
+    for dl, p, _ in Enumerator(g, w, probe_inputs, deadline).stream(request, max_dl):
+        yield dl, p
 
 
 # -----------------------------------------------------------------------------
@@ -431,16 +584,24 @@ def check(p: Program, task: Task) -> bool:
 def solve_task(args) -> dict:
     """Enumerate for one task until a program fits every example or the budget runs out. `ended` says
     why the search stopped: solved, programs (the cap), deadline, exhausted (nothing left below MAX_DL)
-    or error (a search too deep for Python: counted and reported, never taken for "unsolved")."""
+    or error (an exception in the search, e.g. one too deep for Python: counted and reported, never
+    taken for "unsolved")."""
     task, g, w, budget = args
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
     start = time.perf_counter()
     tried, result = 0, {"name": task.name, "solved": False, "program": None, "dl": None, "ended": "exhausted"}
+    en = Enumerator(g, w, [x for x, _ in task.examples], deadline=start + budget.seconds)
+    # The search allocates many long-lived objects (every hole's programs, closures and values) and
+    # frees none of them until it ends: Python's cycle collector would rescan them all again and again
+    # (it took half the search's time), so it is paused while the search runs.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        for dl, p in enumerate_programs(g, w, task.request, [x for x, _ in task.examples],
-                                        deadline=start + budget.seconds):
+        known = known_outputs(en, task)
+        for dl, p, e in en.stream(task.request):
             tried += 1
-            if check(p, task):
+            # a value computed on a probe that is one of the examples' inputs already answers that example
+            if not (e.vals and any(e.vals[r] is not FAILED and e.vals[r] != y for r, y in known)) and check(p, task):
                 result.update(solved=True, program=show(p), dl=round(dl, 4), ended="solved")
                 break
             if tried >= budget.programs:
@@ -448,11 +609,27 @@ def solve_task(args) -> dict:
                 break
     except OutOfBudget:
         result["ended"] = "deadline"
-    except RecursionError as e:
-        result.update(ended="error", error=f"RecursionError after {tried} programs: {e}"[:200])
+    except Exception as e:  # noqa: BLE001 - any failure of the search is counted, not taken for "unsolved"
+        result.update(ended="error", error=f"{type(e).__name__} after {tried} programs: {e}"[:200])
+    finally:
+        en.close()
+        # freeing the enumerator is part of the search's time
+        del en
+        if collecting:
+            gc.enable()
     seconds = time.perf_counter() - start
     result.update(tried=tried, seconds=round(seconds, 4))
     return result
+
+
+def known_outputs(en: Enumerator, task: Task) -> list[tuple[int, object]]:
+    """(probe row, wanted output) for each example whose input is a probe environment of the request's
+    body (a one-argument request: the probes are the examples' own inputs)."""
+    args, _ = arguments_and_return(task.request)
+    if len(args) != 1:
+        return []
+    rows = {env: r for r, env in enumerate(en.probes((args[0],)))}
+    return [(rows[(x,)], y) for x, y in task.examples if (x,) in rows]
 
 
 def solve_tasks(tasks, g: Grammar, weights, budget: SearchBudget, processes: int = 0) -> list[dict]:
