@@ -3,24 +3,34 @@
   1. compression: our compressor vs Stitch (stitch_core) on the same corpora — compression ratio
      (Stitch's definition: corpus cost before / after, library not counted; Stitch's cost model) and
      wall time, with the ratios ours/Stitch;
-  2. enumeration: programs enumerated per second (in DL order, with pruning) and programs tried per
-     second when solving tasks (each run on the task's examples).
+  2. search: programs tried per second per worker (one process) when solving the pack's list tasks,
+     today's enumerator against the one before the rewrite (search.py at BEFORE, loaded from git into
+     a module of its own), the two run task by task in turn so machine load touches both alike; with
+     uniform weights and with recognition-like (random, one near-certain) weights, at the quick
+     budget's programs cap per wake and at no_learning's full-budget cap.
 
-Usage: .venv/bin/python benchmarks/bench_dreamcoder.py [--quick]
+Usage: .venv/bin/python benchmarks/bench_dreamcoder.py [--quick] [--only search|compression]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
-import time
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+from nnlabs.labs.dreamcoder import search
 from nnlabs.labs.dreamcoder.compress import compress, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import parse
-from nnlabs.labs.dreamcoder.experiment import tasks_from_json
-from nnlabs.labs.dreamcoder.search import Grammar, OutOfBudget, SearchBudget, enumerate_programs, solve_task
+from nnlabs.labs.dreamcoder.experiment import BUDGETS, tasks_from_json
 from nnlabs.pack import list_programs
+
+# the last revision of search.py before the enumerator was rewritten (issue 17)
+BEFORE = "a4d0b92"
 
 
 def corpora(seed: int = 0) -> dict:
@@ -44,39 +54,77 @@ def bench_compression(iterations: int, arity: int) -> None:
               f"{theirs.seconds:9.4f} {ours.seconds / max(1e-6, theirs.seconds):6.0f}x")
 
 
-def bench_enumeration(seconds: float) -> None:
-    print(f"\n== enumeration: {seconds:.0f} s per request ==")
+def search_before():
+    """search.py as it was at BEFORE, as a module of its own (it imports today's dsl, which kept every
+    name it uses), or None where git or the revision is not at hand."""
+    root = Path(__file__).resolve().parents[1]
+    path = "nnlabs/labs/dreamcoder/search.py"
+    try:
+        text = subprocess.run(["git", "show", f"{BEFORE}:{path}"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    file = Path(tempfile.mkdtemp()) / "search_before.py"
+    file.write_text(text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("search_before", file)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules
+    sys.modules["search_before"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def recognition_like(g, seed: int) -> list:
+    """Random log-weights with one near-certain production, as a recognition model predicts them."""
+    rng = random.Random(seed)
+    w = [rng.gauss(0.0, 1.5) for _ in range(g.size)]
+    w[rng.randrange(len(g.productions))] = 4.0
+    return w
+
+
+def bench_search(n_tasks: int) -> None:
+    before = search_before()
+    if before is None:
+        print(f"\n== search: skipped (needs git and revision {BEFORE} to load the enumerator before the rewrite) ==")
+        return
     files = list_programs.build(0)
     tasks = tasks_from_json(files["list_programs/train.json"], "pack")
-    g = Grammar()
-    for task in (tasks[0], next(t for t in tasks if str(t.request).endswith("int") and t.level == 1)):
-        t0, n, reached = time.perf_counter(), 0, 0.0
-        deadline = t0 + seconds
-        try:
-            for dl, _ in enumerate_programs(g, g.log_weights, task.request, [x for x, _ in task.examples],
-                                            deadline=deadline):
-                n, reached = n + 1, dl
-                if time.perf_counter() > deadline:
-                    break
-        except OutOfBudget:  # the deadline struck inside a band
-            pass
-        el = time.perf_counter() - t0
-        print(f"  {str(task.request):28s} {n:7d} programs in {el:5.1f}s = {n / el:8.0f} programs/s "
-              f"(reached DL {reached:.1f} nats)")
-    tried = secs = solved = 0
-    for task in tasks[:12]:
-        r = solve_task((task, g, g.log_weights, SearchBudget(programs=5000, seconds=seconds / 4)))
-        tried, secs, solved = tried + r["tried"], secs + r["seconds"], solved + r["solved"]
-    print(f"  solving 12 level-1 tasks: {tried} programs tried in {secs:.1f}s = {tried / secs:.0f} programs/s, "
-          f"{solved}/12 solved")
+    tasks = random.Random(0).sample(tasks, n_tasks)
+    full = BUDGETS["full"].programs * BUDGETS["full"].cycles
+    # (weights, cap, tasks): the full cap on a quarter of the tasks (before, a task there takes minutes)
+    rows = [("uniform", f"quick ({BUDGETS['quick'].programs})", BUDGETS["quick"].programs, tasks),
+            ("recognition", f"quick ({BUDGETS['quick'].programs})", BUDGETS["quick"].programs, tasks),
+            ("uniform", f"no_learning ({full})", full, tasks[:max(1, n_tasks // 4)])]
+    print(f"\n== search: programs tried per second per worker on pack list tasks, before ({BEFORE}) vs now ==")
+    print(f"{'weights':12s} {'programs cap':>19s} {'tasks':>5s} {'before':>8s} {'now':>8s} {'now/before':>11s}  "
+          f"solved before/now")
+    for weights, cap_name, cap, some in rows:
+        rate = {"before": [0, 0.0], "now": [0, 0.0]}
+        solved = {"before": 0, "now": 0}
+        for i, task in enumerate(some):
+            for name, module in (("before", before), ("now", search)):
+                # in turn, task by task, so a change in machine load touches both alike
+                g = module.Grammar()
+                w = g.log_weights if weights == "uniform" else recognition_like(g, i)
+                # the programs cap is the budget; the clock only a safety net
+                r = module.solve_task((task, g, w, module.SearchBudget(programs=cap, seconds=900.0)))
+                rate[name][0] += r["tried"]
+                rate[name][1] += r["seconds"]
+                solved[name] += r["solved"]
+        b, n = (rate[k][0] / rate[k][1] for k in ("before", "now"))
+        print(f"{weights:12s} {cap_name:>19s} {len(some):5d} {b:8.0f} {n:8.0f} {n / b:10.1f}x  "
+              f"{solved['before']:6d}/{solved['now']}", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=("search", "compression"))
     a = p.parse_args()
-    bench_compression(5 if a.quick else 10, 3)
-    bench_enumeration(4.0 if a.quick else 10.0)
+    if a.only != "search":
+        bench_compression(5 if a.quick else 10, 3)
+    if a.only != "compression":
+        bench_search(4 if a.quick else 12)
 
 
 if __name__ == "__main__":

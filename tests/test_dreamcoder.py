@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import time
 
 import pytest
@@ -126,6 +128,46 @@ def test_memoised_enumerator_matches_the_naive_one(request_type):
     memo = Enumerator(g, g.log_weights, prune_equivalent=False)
     fast = sorted((show(p), round(c, 9)) for c, p, _, _ in memo.programs(request_type, (), {}, 0, budget))
     assert len(naive) > 15 and fast == naive
+
+
+def behaviour(p, inputs) -> tuple:
+    out = []
+    for x in inputs:
+        try:
+            out.append(evaluate(p, x))
+        except EvalError:
+            out.append("error")
+    return tuple(out)
+
+
+def recognition_like_weights(g, seed=1) -> list:
+    """Non-uniform log-weights, as a recognition model predicts them (one near-certain production)."""
+    rng = random.Random(seed)
+    w = [rng.gauss(0.0, 1.5) for _ in range(g.size)]
+    w[[p.name for p in g.productions].index("cdr")] = 4.0
+    return w
+
+
+@pytest.mark.parametrize("weights", ["uniform", "recognition-like"])
+@pytest.mark.parametrize("request_type", [arrow(tlist(INT), INT), arrow(tlist(INT), tlist(INT)),
+                                          arrow(tlist(INT), BOOL)], ids=str)
+def test_pruned_enumerator_yields_every_behaviour_once_at_its_least_description_length(request_type, weights):
+    """The search as solve_task runs it (observational-equivalence pruning on) against the naive
+    enumerator: below 10 nats, every behaviour on the task's inputs that some program has, exactly
+    once, at the least description length of any program with it, in non-decreasing description
+    length; and every program it yields is one the naive enumerator builds, with the same DL."""
+    g, budget, inputs = Grammar(), 10.0, [(1, 2), (3,), (), (2, 0, 1)]
+    w = g.log_weights if weights == "uniform" else recognition_like_weights(g)
+    naive, least = {}, {}
+    for c, p, _, _ in naive_programs(g, w, request_type, (), {}, 0, budget):
+        naive[show(p)] = round(c, 9)
+        b = behaviour(p, inputs)
+        least[b] = min(least.get(b, math.inf), round(c, 9))
+    fast = list(enumerate_programs(g, w, request_type, inputs, max_dl=budget))
+    assert all(a <= b + 1e-9 for (a, _), (b, _) in zip(fast, fast[1:]))
+    assert all(naive.get(show(p)) == round(dl, 9) for dl, p in fast)
+    found = {behaviour(p, inputs): round(dl, 9) for dl, p in fast}
+    assert len(found) == len(fast) and found == least and len(least) > 10
 
 
 def test_a_near_certain_choice_does_not_end_the_search():

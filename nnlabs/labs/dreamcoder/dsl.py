@@ -487,22 +487,21 @@ def apply_rows(head: Program, fh, columns: list, envs: list, steps: int = 2_000,
     budget = StepBudget
     budget.limit, budget.deadline = steps, time.perf_counter() + seconds * len(envs)
     first = min(steps + 1, 1024)
-    const = head.__class__ is Prim
+    value = head.value if head.__class__ is Prim else None
     out = []
-    for r, env in enumerate(envs):
+    for env, *args in zip(envs, *columns):
+        if FAILED in args:
+            out.append(FAILED)
+            continue
         # the application's own step (compile_application ticks once)
         budget.steps, budget.check_at = 1, first
         try:
-            v = head.value if const else fh(env)
-            for col in columns:
-                a = col[r]
-                if a is FAILED:
-                    v = a
-                    break
+            v = fh(env) if value is None else value
+            for a in args:
                 v = v(a)
+            out.append(v)
         except (EvalError, RecursionError, ArithmeticError, IndexError, TypeError, ValueError):
-            v = FAILED
-        out.append(v)
+            out.append(FAILED)
     return tuple(out)
 
 

@@ -239,23 +239,26 @@ class Entry(NamedTuple):
     """A program for a hole, independent of any substitution: its cost -log P, the program, the
     bindings it made for the hole's type variables t0..t{k-1} (() if none) and how many fresh
     variables those mention (numbered k, k+1, ...), its closure (env -> value), and its values on the
-    hole's probe environments (None where the context is not concrete data)."""
+    hole's probe environments (None where the context is not concrete data; for a lambda, a list of
+    functions made on first use); and for a lambda, its body's entry."""
     cost: float
     program: Program
     binds: tuple
     fresh: int
     fn: object
-    vals: tuple | None
+    vals: tuple | list | None
+    body: Entry | None
 
 
 class Head(NamedTuple):
     """A candidate at a hole, closed over like an Entry: its cost, the head and its closure, its
-    argument types in the order they are filled and that order, its bindings and fresh variables."""
+    argument types in the order they are filled and that order (None: their own), its bindings and
+    fresh variables."""
     cost: float
     head: Program
     fn: object
     arg_types: list
-    order: list
+    order: list | None
     binds: tuple
     fresh: int
 
@@ -344,10 +347,10 @@ class Enumerator:
             body, free = h.body
             self.extend(body, hi)
             for e in body.entries[bisect_left(body.costs, lo):bisect_left(body.costs, hi)]:
-                binds, fresh, _ = close_over(bind(e, free, {}, h.k)[0], h.k)
-                fn = compile_lambda(e.fn)
-                vals = None if h.probes is None else tuple(remembering(e.fn, env) for env in h.probes)
-                h.entries.append(Entry(e.cost, Lam(e.program), binds, fresh, fn, vals))
+                binds, fresh = close_over(bind(e, free, {}, h.k)[0], h.k)[:2] if e.binds else ((), 0)
+                # its values (one function per probe) are made when a program first uses it
+                vals = None if h.probes is None else []
+                h.entries.append(Entry(e.cost, Lam(e.program), binds, fresh, compile_lambda(e.fn), vals, e))
                 h.costs.append(e.cost)
             return
         if h.frontier is None:
@@ -359,17 +362,24 @@ class Enumerator:
             heapq.heapify(h.frontier)
         found = []
         self.combine(h, hi, found)
-        found.sort(key=lambda f: f[:2])
+        # (cost, seq) decides: seq is unique
+        found.sort()
+        probes, seen, entries, costs = h.probes, h.seen, h.entries, h.costs
         for cost, _, head, binds, fresh, args in found:
-            args = unorder(args, head.order)
-            vals = None if h.probes is None else apply_rows(head.head, head.fn, [a.vals for a in args], h.probes)
-            if h.prune:
-                if (binds, vals) in h.seen:
-                    continue
-                h.seen.add((binds, vals))
+            if head.order is not None:
+                args = unorder(args, head.order)
+            vals = None
+            if probes is not None:
+                vals = apply_rows(head.head, head.fn, [a.vals if a.body is None else lambda_rows(a, probes)
+                                                       for a in args], probes)
+                if h.prune:
+                    n = len(seen)
+                    seen.add((binds, vals))
+                    if len(seen) == n:
+                        continue
             fn = compile_application(head.head, head.fn, [a.fn for a in args]) if args else head.fn
-            h.entries.append(Entry(cost, apply_all(head.head, [a.program for a in args]), binds, fresh, fn, vals))
-            h.costs.append(cost)
+            entries.append(Entry(cost, apply_all(head.head, [a.program for a in args]), binds, fresh, fn, vals, None))
+            costs.append(cost)
 
     def heads(self, h: Hole) -> list[Head]:
         """The candidates at h, closed over. What they are does not depend on the weights or the
@@ -389,18 +399,24 @@ class Enumerator:
                 if c.production != VAR:
                     shapes[(key, c.production)] = shape
             fn, order, binds, fresh, args = shape
+            # None: the arguments are filled in their own order
+            order = None if order == sorted(order) else order
             out.append(Head(c.cost, c.head, fn, args, order, binds, fresh))
         return out
 
-    def push(self, h: Hole, head: Head, j: int, sub: dict, n: int, spent: float, args: list):
-        """A partial program: head with arguments 0..j-1 (in fill order) chosen, argument j to come
-        from its hole, starting at that hole's cheapest program."""
+    def argument(self, h: Hole, head: Head, j: int, sub: dict) -> tuple[Hole, list]:
+        """The hole of head's argument j (in fill order) under `sub`, and its variables."""
         t, env = head.arg_types[j], h.env
         if sub:
             t = resolve(t, sub)
             if h.probes is None and h.k:
                 env = tuple(resolve(x, sub) for x in env)
-        child, free = self.hole(t, env)
+        return self.hole(t, env)
+
+    def push(self, h: Hole, head: Head, j: int, sub: dict, n: int, spent: float, args: list, link=None):
+        """A partial program: head with arguments 0..j-1 (in fill order) chosen, argument j to come
+        from its hole (`link`, if known), starting at that hole's cheapest program."""
+        child, free = link or self.argument(h, head, j, sub)
         state = [j, sub, n, spent, args, child, free, 0]
         self.seq += 1
         heapq.heappush(h.frontier, (self.bound(head, state), self.seq, head, state))
@@ -434,13 +450,20 @@ class Enumerator:
             top = hi - head.cost - spent - (last - j) * MIN_COST
             self.extend(child, top)
             entries = child.entries
-            # the bindings of a last argument that binds nothing: the same for all of them
+            # an argument that binds nothing leaves the next argument's hole, and the bindings of the
+            # whole program, the same for all of them
             unbound = None if k else ((), 0)
+            following = None
             while i < len(entries) and entries[i].cost < top:
                 e = entries[i]
                 i += 1
                 if j < last:
-                    self.push(h, head, j + 1, *bind(e, free, sub, n), spent + e.cost, [*args, e])
+                    if e.binds:
+                        self.push(h, head, j + 1, *bind(e, free, sub, n), spent + e.cost, [*args, e])
+                    else:
+                        if following is None:
+                            following = self.argument(h, head, j + 1, sub)
+                        self.push(h, head, j + 1, sub, n, spent + e.cost, [*args, e], following)
                 else:
                     if not e.binds:
                         if unbound is None:
@@ -489,16 +512,35 @@ class Enumerator:
             done = len(h.entries)
 
 
-def remembering(body, env: tuple):
-    """The lambda (lam body) in env as a function that remembers its values: every program that maps,
-    filters or folds with it calls it on the same few numbers. A failure is not remembered (it may be
-    the caller's step budget running out)."""
+def lambda_rows(e: Entry, probes: list) -> list:
+    """A lambda's values on its hole's probe environments (functions), made on first use."""
+    if not e.vals:
+        e.vals.extend(remembering(e.body, env) for env in probes)
+    return e.vals
+
+
+def remembering(body: Entry, env: tuple):
+    """(lam body) in env as a function that remembers its values: every program that maps, filters or
+    folds with it calls it on the same few numbers. A failure is not remembered (it may be the
+    caller's step budget running out)."""
     seen = {}
+    if body.body is not None:
+        # a lambda of two arguments (fold's): remember both
+        inner = body.body
+
+        def curried(x):
+            v = seen.get(x, seen)
+            if v is seen:
+                v = seen[x] = remembering(inner, (x, *env))
+            return v
+
+        return curried
+    fn = body.fn
 
     def call(x):
         v = seen.get(x, seen)
         if v is seen:
-            v = seen[x] = body((x, *env))
+            v = seen[x] = fn((x, *env))
         return v
 
     return call
