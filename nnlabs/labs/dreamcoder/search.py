@@ -48,6 +48,7 @@ from nnlabs.labs.dreamcoder.dsl import (
     EvalError,
     Invented,
     Lam,
+    Prim,
     Program,
     TCon,
     TVar,
@@ -448,6 +449,19 @@ class Enumerator:
             last = len(head.arg_types) - 1
             # what argument j may cost: every later argument costs at least MIN_COST
             top = hi - head.cost - spent - (last - j) * MIN_COST
+            if i == 0 and j == last and h.prune and self.idle(h, head, j, sub):
+                # the function is never called: its cheapest program stands for all of them
+                while not child.entries and child.covers < top:
+                    self.extend(child, child.covers + MIN_COST)
+                e = child.entries[0] if child.entries else None
+                if e is not None and e.cost < top:
+                    binds, fresh = close_over(bind(e, free, sub, n)[0], k)[:2] if k else ((), 0)
+                    self.seq += 1
+                    found.append((head.cost + spent + e.cost, self.seq, head, binds, fresh, [*args, e]))
+                    continue
+                self.seq += 1
+                heapq.heappush(frontier, (self.bound(head, state), self.seq, head, state))
+                continue
             self.extend(child, top)
             entries = child.entries
             # an argument that binds nothing leaves the next argument's hole, and the bindings of the
@@ -476,6 +490,23 @@ class Enumerator:
             state[-1] = i
             self.seq += 1
             heapq.heappush(frontier, (self.bound(head, state), self.seq, head, state))
+
+    @staticmethod
+    def idle(h: Hole, head: Head, j: int, sub: dict) -> bool:
+        """Is head's argument j a function that is never called, whichever it is? map, filter and
+        fold call theirs only on the list's elements; a list whose element type the program leaves
+        free (`empty`, `(cdr empty)`, ...) is empty or fails, whatever the inputs (parametricity). Then
+        every such function gives the same values, and, when its type shares no variable with what
+        the hole's type variables are bound to, the same bindings too."""
+        if not (head.head.__class__ is Prim and head.head.name in ("map", "filter", "fold")):
+            return False
+        t = resolve(head.arg_types[j], sub)
+        if t.args[0].__class__ is not TVar:
+            return False
+        bound = []
+        for i in range(h.k):
+            type_vars(resolve(TVar(i), sub), bound)
+        return not set(type_vars(t)) & set(bound)
 
     def close(self) -> None:
         """Drop the partial programs: a hole's frontier can point back at the hole itself (cdr's
