@@ -141,7 +141,7 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     for p in ("cost_0.5/config.json", "cost_0.5/metrics.jsonl", "cost_0.5/checkpoint.pt", "cost_0.5/samples.txt",
               "cost_0.5/analysis.json", "dream/analysis.json", "report.md", "tools.html",
               "figures/call_rate_by_kind.png", "figures/frontier.svg", "figures/dream_rounds.png",
-              "figures/calibration.png", "figures/price_sweep.png", "payoff.json"):
+              "figures/calibration.png", "figures/price_sweep.png", "figures/memorisation.png", "payoff.json"):
         assert (out / p).exists(), p
     an = json.loads((out / "cost_0.5/analysis.json").read_text())
     assert set(an["modes"]) == {"never", "always", "learned", "oracle"}
@@ -156,8 +156,15 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     assert len(payoff["points"]) == 5 and all(p["seed"] == 0 for p in payoff["points"])
     metric = json.loads((out / "cost_0.5/metrics.jsonl").read_text().splitlines()[-1])
     assert {"step", "split", "loss", "tokens", "macs", "wall_s", "call_rate_needs_tool"} <= set(metric)
+    # every evaluation of the base run and its continuation logs the call rate and mean π of every family
+    for run in ("base", "cost_0.5"):
+        evals = [json.loads(line) for line in (out / run / "metrics.jsonl").read_text().splitlines()]
+        evals = [r for r in evals if r["split"] == "val"]
+        assert len(evals) >= 2
+        for r in evals:
+            assert all(0 <= r[f"{key}_{f}"] <= 1 for f in ts.FAMILIES for key in ("call_rate", "p_call"))
     report = (out / "report.md").read_text()
-    assert "| never call |" in report and "dream state" in report
+    assert "| never call |" in report and "dream state" in report and "## Memorisation over training" in report
     # the report is made from the run directories alone
     (out / "report.md").unlink()
     tools.report(out)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from nnlabs.labs import lab_parser, run_config
-from nnlabs.labs.tools.metrics import KINDS, analysis, evaluate_queries, round_summary, summarize
+from nnlabs.labs.tools.metrics import KINDS, analysis, evaluate_queries, probe_rates, round_summary, summarize
 from nnlabs.labs.tools.policy import ToolUser, branch_texts, encode_pairs, make_vocab
 from nnlabs.labs.tools.sampling import answer_all, call_probs, generate_with_tools, tool_splice
 from nnlabs.pack import tool_suite as suite
@@ -50,6 +50,7 @@ class ToolsBudget:
     dream_rounds: int
     dream_candidates: int
     dream_steps: int
+    # every evaluation logs the val call rate per family: the points of the memorisation curve
     eval_interval: int
     learning_rate: float = 3e-3
 
@@ -60,10 +61,10 @@ BUDGETS = {budget.name: budget for budget in (
                 eval_interval=1000),
     ToolsBudget(name="quick", n_layer=2, n_embd=64, n_head=4, steps=1500, policy_steps=150, batch_size=48,
                 costs=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0), moderate=0.5, eval_per_family=40,
-                dream_rounds=3, dream_candidates=128, dream_steps=150, eval_interval=500),
+                dream_rounds=3, dream_candidates=128, dream_steps=150, eval_interval=100),
     ToolsBudget(name="full", n_layer=3, n_embd=96, n_head=4, steps=4000, policy_steps=500, batch_size=64,
                 costs=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), moderate=0.5, eval_per_family=0,
-                dream_rounds=5, dream_candidates=512, dream_steps=500, eval_interval=1000),
+                dream_rounds=5, dream_candidates=512, dream_steps=500, eval_interval=250),
 )}
 # a diverging dreamed query enters the next round's training set this many times
 UPWEIGHT = 2
@@ -121,10 +122,11 @@ def train_one(run_dir: Path, setting: Setting, cost: float, train_data: Sequence
     val_queries = [r["query"] for r in val_rows]
 
     def on_eval(m, step):
+        # π on every val query in one batched forward pass, no generation: the call rate by kind and family
+        # at each evaluation (the report's memorisation curve)
         pis = call_probs(m, vocab, val_queries)
         m.train()
-        return {f"call_rate_{k}": sum(p > 0.5 for p, r in zip(pis, val_rows) if r["kind"] == k) /
-                max(1, sum(r["kind"] == k for r in val_rows)) for k in KINDS}
+        return probe_rates(val_rows, pis)
 
     def sample_fn(m):
         # a few val queries, generated with the tool in the loop (the model takes the decision)

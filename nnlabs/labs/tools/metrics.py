@@ -147,6 +147,20 @@ def area_fraction(curve: list[tuple[float, float]], oracle: list[tuple[float, fl
     return area(curve) / ceiling if ceiling > 0 else None
 
 
+def probe_rates(rows: list[dict], pis: list[float]) -> dict:
+    """What one evaluation logs about the decision on the probe queries (`rows`, their π in `pis`): the call
+    rate (π > ½) per kind and per family, and the mean π per family — the memorisation curve's points."""
+    out = {}
+    for key, groups in (("kind", KINDS), ("family", FAMILIES)):
+        for g in groups:
+            sel = [p for p, r in zip(pis, rows) if r[key] == g]
+            if sel:
+                out[f"call_rate_{g}"] = sum(p > 0.5 for p in sel) / len(sel)
+                if key == "family":
+                    out[f"p_call_{g}"] = sum(sel) / len(sel)
+    return out
+
+
 def round_summary(recs: list[dict]) -> dict:
     """The learned policy's call rate and accuracy by group: one row of the dream state's table."""
     s = summarize(recs, "learned")

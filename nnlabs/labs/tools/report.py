@@ -59,8 +59,10 @@ def report(out: Path) -> None:
     mod = moderate_run(runs, dream)
     sweep = price_sweep(runs, mod)
     every = seed_runs(done)
+    memo = memorisation(out, mod["call_cost"])
     plot_figures(out, runs, dream, mod, sweep, every)
-    write_report(out, runs, dream, mod, sweep, every)
+    plot_memorisation(out, memo, mod["call_cost"])
+    write_report(out, runs, dream, mod, sweep, every, memo)
     write_explorable(out, runs, dream, mod, sweep)
     write_payoff(out, done)
 
@@ -85,6 +87,109 @@ def calls_stop(runs: list[dict]) -> float | None:
         if r0 >= 0.5 > r1:
             return math.exp(math.log(c0) + (r0 - 0.5) / (r0 - r1) * (math.log(c1) - math.log(c0)))
     return None
+
+
+def memorisation(out: Path, moderate: float) -> dict[int, dict]:
+    """Per seed, the val call rate (π > ½) and mean π per family at every evaluation of the base run and of its
+    continuation at the moderate price (the same price, so only training moves them; the run the dream state
+    continues), steps counted from the base run's start: {seed: {"steps", "join", "call_rate": {family: [...]},
+    "p_call": {family: [...]}}}. Seeds whose runs predate the per-family log are left out."""
+    by_seed: dict[int, dict[str, Run]] = {}
+    for run in load_runs(out):
+        if run.name in ("base", f"cost_{moderate:g}"):
+            by_seed.setdefault(run.seed, {})[run.name] = run
+    curves = {}
+    for seed, named in sorted(by_seed.items()):
+        if "base" not in named:
+            continue
+        join = named["base"].config["train"]["max_steps"]
+        # the continuation's steps restart at 0: shifted to follow the base run
+        rows = [(r["step"], r) for r in named["base"].metrics if r["split"] == "val"]
+        if f"cost_{moderate:g}" in named:
+            rows += [(join + r["step"], r) for r in named[f"cost_{moderate:g}"].metrics if r["split"] == "val"]
+        fams = [f for f in FAMILIES if rows and all(f"p_call_{f}" in r for _, r in rows)]
+        if fams:
+            curves[seed] = {"steps": [step for step, _ in rows], "join": join,
+                            **{key: {f: [r[f"{key}_{f}"] for _, r in rows] for f in fams}
+                               for key in ("call_rate", "p_call")}}
+    return curves
+
+
+# the memorisation figure's colour per family: famous keys red and marked, the other memorizable family
+# orange, needs-tool families cool and dashed
+FAMILY_STYLE = {"famous_key": ("C3", "-"), "small_arith": ("C1", "-"), "rare_key": ("C0", "--"),
+                "unseen_key": ("C9", "--"), "near_miss_key": ("C4", "--"), "mid_arith": ("C2", ":"),
+                "large_arith": ("C7", ":")}
+
+
+def plot_memorisation(out: Path, memo: dict[int, dict], moderate: float) -> None:
+    """Call rate (π > ½, left) and mean P(CALL) (right) on the val queries of each family against the
+    training step: each seed faint, their mean on top."""
+    from nnlabs.report.figures import new_figure, save
+
+    if not memo:
+        return
+    first = memo[min(memo)]
+    fig, ax = new_figure(2, 1, width=5.2, height=3.8)
+    for a, key, ylabel in ((ax[0][0], "call_rate", "tool call rate, val queries (π > ½)"),
+                           (ax[0][1], "p_call", "mean P(CALL), val queries")):
+        # famous keys drawn last: on top of the families that stay at 1
+        for f in sorted(first[key], key=lambda f: f == "famous_key"):
+            color, style = FAMILY_STYLE.get(f, ("k", "-"))
+            plot_seed_curves(a, [(c["steps"], c[key][f]) for c in memo.values() if f in c[key]], color=color,
+                             linestyle=style, marker="o" if f == "famous_key" else None,
+                             label=f + (" (memorizable)" if suite.FAMILIES[f] == "memorizable" else ""))
+        a.axvline(first["join"], color="gray", ls=":", lw=0.8)
+        a.annotate(f"c={moderate:g} continues", (first["join"], 0.55), fontsize=7, ha="right", va="bottom",
+                   rotation=90, color="gray")
+        a.set(xlabel="training step (base run, then its continuation at the same price)", ylabel=ylabel,
+              ylim=(-0.03, 1.03))
+    ax[0][0].set_title("Memorisation: calls per family over training"
+                       + (f" (mean of {len(memo)} seeds; faint: each)" if len(memo) > 1 else ""), fontsize=9)
+    ax[0][1].set_title(f"The decision's confidence, price c={moderate:g}", fontsize=9)
+    ax[0][1].legend(fontsize=7)
+    save(fig, out / "figures" / "memorisation", source=str(out))
+
+
+def memorisation_lines(memo: dict[int, dict], moderate: float) -> list[str]:
+    """The memorisation section of report.md: the famous keys' call rate at the first, highest and last
+    evaluation (mean over seeds) against the rare and unseen keys' at the last, and whether it fell."""
+    if not memo:
+        return []
+    steps = sorted(set.intersection(*(set(c["steps"]) for c in memo.values())))
+
+    def mean(key, f):
+        # the mean over seeds at each shared step
+        at = [dict(zip(c["steps"], c[key][f])) for c in memo.values() if f in c[key]]
+        return [sum(a[s] for a in at) / len(at) for s in steps] if at else None
+
+    famous, p_famous = mean("call_rate", "famous_key"), mean("p_call", "famous_key")
+    if not steps or famous is None:
+        return []
+    peak = max(range(len(steps)), key=lambda i: famous[i])
+    half = next((steps[i] for i in range(peak, len(steps)) if famous[i] < 0.5), None)
+    last = {f: mean("call_rate", f) for f in ("rare_key", "unseen_key", "near_miss_key")}
+    others = {f: v[-1] for f, v in last.items() if v}
+    # the fall, as the post tells it: famous-key calls end at most half their peak and below the rare and
+    # unseen keys', which the weights cannot hold
+    fell = famous[-1] <= famous[peak] / 2 and famous[peak] > 0 and all(
+        famous[-1] < v for f, v in others.items() if f != "near_miss_key")
+    return ["## Memorisation over training", "",
+            f"`figures/memorisation`: the policy's call rate (π > ½) and mean P(CALL) on each family's val "
+            f"queries at every evaluation of the base run and of its continuation at c={moderate:g}"
+            + (f" (mean of {len(memo)} seeds)" if len(memo) > 1 else "") + ". "
+            f"On famous keys the call rate is {pct(famous[0])} at the first evaluation (step {steps[0]}"
+            + (", the untrained decision" if steps[0] == 0 else "") + f"), highest at step {steps[peak]} "
+            f"({pct(famous[peak])}), " + ("" if half is None else f"below half from step {half}, ")
+            + f"and {pct(famous[-1])} at the last (step {steps[-1]}); mean P(CALL) "
+            f"{p_famous[0]:.2f} → {p_famous[peak]:.2f} → {p_famous[-1]:.2f}. At the last evaluation the policy "
+            "calls on " + ", ".join(f"{pct(v)} of {f.replace('_key', ' key').replace('_', '-')}s"
+                                    for f, v in others.items())
+            + " (one letter off a famous key)" * ("near_miss_key" in others) + ". "
+            + ("Calls on famous keys fall as their facts enter the weights, while the keys the weights cannot hold "
+               "keep theirs." if fell else
+               "This run does not show the fall the post describes (famous-key calls ending at most half their "
+               "peak and below rare and unseen keys')."), ""]
 
 
 def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict,
@@ -221,7 +326,7 @@ def pct(v) -> str:
 
 
 def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict,
-                 every: dict[int, tuple[list[dict], dict | None]]) -> None:
+                 every: dict[int, tuple[list[dict], dict | None]], memo: dict[int, dict]) -> None:
     rows = model_rows(runs, dream)
     exp = json.loads((out / "experiment.json").read_text()) if (out / "experiment.json").exists() else {}
     learned_all = mod["modes"]["learned"]
@@ -289,6 +394,7 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
                                pct(r["modes"]["learned"]["memorizable"]["call_rate"]), pct(r["needed_call_rate"]),
                                pct(r["modes"]["learned"]["all"]["accuracy"]),
                                f"{r['modes']['learned']['all']['compute_per_query'] / 1e6:.2f}"] for r in runs])]
+    lines += memorisation_lines(memo, mod["call_cost"])
     calib = [(f"learned, c={mod['call_cost']:g}", mod)] + ([("learned + dream", dream)] if dream else [])
     lines += ["## Calibration of the decision", "",
               "π = P(CALL) read as the probability that a call pays (the tool's answer right, the no-tool answer "
@@ -325,7 +431,7 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
               "- Near-miss keys (one letter off a famous key) look familiar: before the dream state the policy "
               f"calls on {pct(learned_all.get('near_miss_key', {}).get('call_rate'))} of them.", "",
               "Figures: `figures/call_rate_by_kind`, `figures/frontier`, `figures/price_sweep`, "
-              "`figures/dream_rounds`, `figures/calibration`. Explorable: `tools.html`."]
+              "`figures/dream_rounds`, `figures/calibration`, `figures/memorisation`. Explorable: `tools.html`."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
