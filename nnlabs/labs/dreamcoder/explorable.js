@@ -140,14 +140,14 @@ function draw() {
 function choose(name) {
   if (nodeIn.value === name) return;
   nodeIn.value = name;
-  writeState({cycle: slider.value, node: name});
+  writeState({...readState(), cycle: slider.value, node: name});
   paintGraph(+slider.value); showInfo(+slider.value);
 }
 for (const [id, step] of [['prev', -1], ['next', 1]])
   byId(id).onclick = () => { slider.value = +slider.value + step; slider.dispatchEvent(new Event('input')); };
 buildGraph();
-bindControls(['cycle', 'node'], draw);
-draw();
+bindControls(['cycle', 'node', ...NEURAL_IDS], () => { draw(); drawNeural(); });
+draw(); drawNeural();
 // only a change of width re-lays the graph (a phone's toolbar sliding away fires resize too)
 let width = window.innerWidth;
 window.addEventListener('resize', () => {

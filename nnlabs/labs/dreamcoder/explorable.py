@@ -7,6 +7,11 @@ for its definition, how many training solutions use it at the chosen cycle, and 
 (the task's program before that sleep and after it). Everything comes from the `full` run's analysis.json
 and metrics.jsonl; the page (explorable.{html,js,css}, charts from report/plot.{js,css}) computes nothing
 that the tests cannot check against this module.
+
+Part 7.5 (explorable_neural.{html,js,css}): a held-out task and an input band chosen, the task's examples,
+the program the last wake found, and every fresh query of that band with the neural answer, the program's,
+and the side each router took; accuracy by band and the exchange rate, all from the lowest seed's `neural`
+run's analysis.json (head_to_head.py).
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from nnlabs.labs.dreamcoder import routing
 from nnlabs.labs.dreamcoder.dsl import PRIMITIVES
+from nnlabs.labs.dreamcoder.head_to_head import programs_tried
+from nnlabs.labs.dreamcoder.neural import BANDS, show
+from nnlabs.labs.dreamcoder.report_head_to_head import POLICIES
 from nnlabs.report.explorable import write_html
-from nnlabs.report.runs import Run
+from nnlabs.report.runs import Run, group_by_name, load_runs
 
 
 def tokens(program: str) -> set[str]:
@@ -86,12 +95,57 @@ def explorable_data(full: Run) -> dict:
             "held_out_uses": held_out_uses(an)}
 
 
+def head_to_head_data(neural: Run | None, full: Run, seeds: int) -> dict | None:
+    """Part 7.5 for the page, from one seed's `neural` run and the `full` run it read: per held-out task,
+    the examples as the model read them (its prompt's context), the program the last wake found (and the
+    library functions it calls), the programs its search tried, and every fresh query with both answers
+    and the side each router took (routing.side). Accuracies and compute are analysis.json's own."""
+    if neural is None or not neural.analysis.get("queries"):
+        return None
+    an, library = neural.analysis, {e["name"]: e["body"] for e in full.analysis.get("library", [])}
+    last = full.analysis["cycles"][-1]["wake"]
+    found = {r["name"]: r["program"] for r in last if r["split"] == "test" and r["solved"]}
+    tasks: dict[str, dict] = {}
+    for q in an["queries"]:
+        name = q["task"]
+        if name not in tasks:
+            program = found.get(name) if q["has_program"] else None
+            # the library functions the program calls, and those their bodies call
+            calls, todo = [], sorted(tokens(program or "") & library.keys())
+            while todo:
+                fn = todo.pop(0)
+                calls.append(fn)
+                todo += sorted(tokens(library[fn]) & library.keys() - {*calls, *todo})
+            # the prompt is "in>out;in>out|query>": its context is the examples the model read
+            context, tried = q["prompt"].split("|")[0], programs_tried(full.analysis, name)
+            tasks[name] = {"name": name, "program": program, "calls": [[fn, library[fn]] for fn in calls],
+                           "examples": [e.split(">") for e in context.split(";")] if context else [],
+                           "tried": tried, "search_macs": an["macs_per_program"] * tried, "queries": []}
+        tasks[name]["queries"].append({
+            "band": q["band"], "input": show(q["input"]), "expected": show(q["expected"]),
+            "neural": q["neural"], "neural_ok": q["neural_ok"], "symbolic": q["symbolic"],
+            "symbolic_ok": q["symbolic_ok"], "has_program": q["has_program"],
+            "picks": {p: routing.side(q, p) for p in ("rule", "learned", "oracle")}})
+    return {"seed": an["seed"], "seeds": seeds, "budget": an["budget"], "bands": list(BANDS),
+            "labels": list(POLICIES.items()), "by_band": an["by_band"], "policies": an["policies"],
+            "macs_per_program": an["macs_per_program"], "seconds_per_mac": an["seconds_per_mac"],
+            "seconds_per_program": an["macs_per_program"] * an["seconds_per_mac"],
+            "tasks": [tasks[t] for t in sorted(tasks)]}
+
+
 def write_explorable(out: Path, runs: dict[str, Run]) -> Path:
+    """`runs` holds the lowest seed's run of each condition; Part 7.5 shows the `neural` run of the same seed
+    (its own run directory under `out`, one per seed)."""
     def read(package: str, name: str) -> str:
         return (files(package) / name).read_text(encoding="utf-8")
 
-    return write_html(out / "dreamcoder.html", "DreamCoder lab: the library as it grows",
-                      explorable_data(runs["full"]),
-                      read(__package__, "explorable.html"),
-                      read("nnlabs.report", "plot.js") + "\n" + read(__package__, "explorable.js"),
-                      read("nnlabs.report", "plot.css") + read(__package__, "explorable.css"))
+    full = runs["full"]
+    neural = [r for r in group_by_name(load_runs(out)).get("neural", []) if r.complete]
+    data = explorable_data(full) | {"head_to_head": head_to_head_data(
+        next((r for r in neural if r.seed == full.seed), None), full, len(neural))}
+    return write_html(out / "dreamcoder.html", "DreamCoder lab: the library as it grows", data,
+                      read(__package__, "explorable.html") + read(__package__, "explorable_neural.html"),
+                      read("nnlabs.report", "plot.js") + "\n" + read(__package__, "explorable_neural.js")
+                      + "\n" + read(__package__, "explorable.js"),
+                      read("nnlabs.report", "plot.css") + read(__package__, "explorable.css")
+                      + read(__package__, "explorable_neural.css"))

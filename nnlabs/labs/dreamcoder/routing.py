@@ -102,23 +102,29 @@ def seconds_per_mac(model, prompt_len: int = 160, batch: int = 64, repeats: int 
         return (time.perf_counter() - start) / repeats / max(counter.macs, 1)
 
 
+def side(r: dict, policy: str) -> str:
+    """Whose answer a policy takes for one query: "program" or "neural"."""
+    if policy == "neural":
+        return "neural"
+    if policy == "symbolic":
+        return "program"
+    if policy in ("rule", "learned"):
+        return "program" if (r["has_program"] if policy == "rule" else r["router_says_program"]) else "neural"
+    # oracle: the cheaper side among those that are right; the model when neither is
+    cheaper = r["search_macs"] + r["program_macs"] < r["neural_macs"]
+    return "program" if r["symbolic_ok"] and (cheaper or not r["neural_ok"]) else "neural"
+
+
 def choose(records: list[dict], policy: str) -> list[tuple[bool, float]]:
-    """(correct, MACs) per query under a routing policy. Every policy but `neural` pays the search."""
+    """(correct, MACs) per query under a routing policy. The program's side pays the task's search; so
+    does the model's under a router, which searched before choosing (the oracle knows without searching)."""
     out = []
     for r in records:
-        search = r["search_macs"]
-        if policy == "neural":
-            out.append((r["neural_ok"], r["neural_macs"]))
-        elif policy == "symbolic":
-            out.append((r["symbolic_ok"], search + r["program_macs"]))
-        elif policy in ("rule", "learned"):
-            use_program = r["has_program"] if policy == "rule" else r["router_says_program"]
-            out.append((r["symbolic_ok"], search + r["program_macs"]) if use_program
-                       else (r["neural_ok"], search + r["neural_macs"]))
-        else:  # oracle: the cheaper side among those that are right; the model when neither is
-            options = [(r["neural_macs"], r["neural_ok"])] + [(search + r["program_macs"], True)] * r["symbolic_ok"]
-            right = [m for m, ok in options if ok]
-            out.append((bool(right), min(right) if right else r["neural_macs"]))
+        if side(r, policy) == "program":
+            out.append((r["symbolic_ok"], r["search_macs"] + r["program_macs"]))
+        else:
+            paid = r["search_macs"] if policy in ("rule", "learned") else 0
+            out.append((r["neural_ok"], paid + r["neural_macs"]))
     return out
 
 
