@@ -170,6 +170,20 @@ def test_pruned_enumerator_yields_every_behaviour_once_at_its_least_description_
     assert len(found) == len(fast) and found == least and len(least) > 10
 
 
+def test_a_search_that_fails_says_so(monkeypatch):
+    # any exception inside the enumerator ends the search as `error`, with its message, never as "unsolved"
+    from nnlabs.labs.dreamcoder import search
+
+    def broken(self, h, lo, hi):
+        raise KeyError("a bug in the enumerator")
+
+    monkeypatch.setattr(search.Enumerator, "fill", broken)
+    task = Task("length", arrow(tlist(INT), INT), [((1, 2, 3), 3), ((), 0)])
+    g = Grammar()
+    r = solve_task((task, g, g.log_weights, SearchBudget(programs=100, seconds=10)))
+    assert r["ended"] == "error" and "KeyError" in r["error"] and not r["solved"] and r["tried"] == 0
+
+
 def test_a_near_certain_choice_does_not_end_the_search():
     # Recognition weights can make one production nearly certain: here cdr at a list hole costs the
     # 0.25-nat floor. Memoised budgets rounded to a 0.5-nat grid sent the search back into the same hole
