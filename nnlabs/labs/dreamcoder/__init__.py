@@ -8,7 +8,8 @@ One module per idea, in the order the post reads them:
   wake_sleep.py   the loop: wake, abstraction sleep, dream sleep, the metrics of a cycle
   experiment.py   `nnlabs lab dreamcoder`: the budgets, runs and baselines
   report.py       figures, report.md, payoff.json
-  explorable.py   dreamcoder.html: a cycle scrubber over the library graph, curves in step (explorable.*)
+  explorable.py   dreamcoder.html: a cycle scrubber over the library graph, curves in step (explorable.*);
+                  Part 7.5's neural-or-program view of one task and input band (explorable_neural.*)
 
 Independent of the transformer spine (PyTorch only for the recognition model), so no patches.
 """
