@@ -230,10 +230,14 @@ def test_act_every_control_changes_the_view_and_the_hash_round_trips(act_page, o
     trace = next(a for a in runs["parity"] if a["model"] == chosen["tmodel"])["trace"]
     # an example that ran both passes (tiny's cap), so the pass slider has somewhere to go
     chosen["example"] = str(next(k for k in range(len(trace) - 1, -1, -1) if len(trace[k]["mass"]) == 2))
+    traces = {a["model"]: a.get("trace") for a in runs["parity"]}
     for control in ("split", "x", "tmodel", "example", "bucket", "model"):
         before, chosen[control] = view(page, "body"), chosen.get(control) or other(page, f"#{control}")
+        was = page.locator("#tmodel").input_value()
         page.select_option(f"#{control}", chosen[control])
-        assert view(page, "body") != before, control
+        # two tiny ACT runs warm-started alike can halt identically (to the page's 3 decimals): then the same view
+        same = control == "tmodel" and traces[was] == traces[chosen[control]]
+        assert same or view(page, "body") != before, control
     # tau has stops 0 and 1, pass 1 and 2: move each to the other
     for control, flip in (("tau", 1), ("pass", 3)):
         before = view(page, "body")

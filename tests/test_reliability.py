@@ -97,6 +97,7 @@ def test_the_lock_is_reentrant_within_one_process_and_refuses_files_and_unwritab
 def test_a_run_is_never_overwritten_without_resume_or_force(tmp_path, tiny_corpus, capsys):
     out = tmp_path / "run"
     assert cli(train_args(tiny_corpus, out)) == 0
+    capsys.readouterr()  # the first run's progress bar (shown when CI is not set)
     before = (out / "metrics.jsonl").read_text()
     assert cli(train_args(tiny_corpus, out)) == 2  # the up-arrow mistake
     assert one_error(capsys) == (f"error: {out} holds a run at step 19: pass --resume to continue or --force "
