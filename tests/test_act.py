@@ -263,7 +263,8 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     for name in ("report.md", "act.html", "figures/accuracy_vs_compute.png", "figures/halting_by_difficulty.png",
                  "figures/tau_tradeoff.png", "figures/per_example_compute.png", "parity-act_tau0.01/metrics.jsonl",
                  "figures/moe_routing_by_pass.png", "parity-act_tau0.001_moe4/analysis.json",
-                 "parity-exit0.9/analysis.json", "payoff.json"):
+                 "parity-exit0.9/analysis.json", "payoff.json", "figures/extrapolation.png",
+                 "parity-loop_act/analysis.json"):
         assert (tmp_path / name).exists(), name
     a = json.loads((tmp_path / "parity-act_tau0.01" / "analysis.json").read_text())
     assert {"test", "lengthgen"} <= set(a["splits"]) and a["splits"]["test"]["macs_per_example"] > 0
@@ -272,5 +273,58 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     assert {"step", "split", "loss", "tokens", "macs", "wall_s"} <= set(metrics[-1])
     assert "run_blocks" in lab_diff("act")
     assert "5.5 — a mixture of experts inside the shared block" in (tmp_path / "report.md").read_text()
+    assert "parity: thinking longer than in training" in (tmp_path / "report.md").read_text()
+    loop = json.loads((tmp_path / "parity-loop_act" / "analysis.json").read_text())
+    assert loop["looped"] and {"lengthgen", "lengthgen_capped"} <= set(loop["splits"])
     dom, _ = render_html(tmp_path / "act.html")
     assert "act_tau0.01" in dom and "passes at answer" in dom
+
+
+def looped(halting="horizon", max_steps=3, **kw):
+    from nnlabs.labs.act.looped import LoopedDepth
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=V, block_size=6, n_layer=1, n_head=2, n_embd=C)
+    return LoopedDepth(cfg, ActConfig(halting=halting, max_steps=max_steps, window=2, **kw))
+
+
+def test_looped_model_runs_beyond_its_training_length_and_cap():
+    # block_size 6 and a cap of 3 passes in training; at evaluation a row of 10 runs up to T = 10 passes
+    m = looped().eval()
+    idx = torch.randint(V, (2, 10))
+    logits, _ = m(idx)
+    assert logits.shape == (2, 10, V)
+    assert m.halting.steps[0].tolist() == list(range(1, 11))  # horizon: position t halts after t + 1 passes
+    assert m.act.max_steps == 3  # the training config is back after the forward
+    m.capped = True  # the same weights held to the training cap
+    m(idx)
+    assert m.halting.steps[0].tolist() == [1, 2, 3] + [3] * 7
+    m.capped = False
+    m.train()  # training keeps the training cap
+    m(idx)
+    assert m.halting.steps.max() == 3
+
+
+def test_looped_act_takes_more_passes_when_allowed():
+    m = looped("act", max_steps=3, halt_bias=-6.0)  # h ~ 0.0025: no position halts before the cap
+    idx = torch.randint(V, (1, 7))
+    m(idx)
+    assert m.halting.steps.eq(3).all()
+    m.eval()
+    m(idx)
+    assert m.halting.steps.eq(7).all()
+
+
+def test_looped_model_is_position_free_and_renormalises_its_state():
+    m = looped("fixed", max_steps=4).eval()
+    m.capped = True  # 4 passes whatever the row's length
+    # no position embedding: after 4 passes through a window of two, position t depends on t-4..t only, so
+    # the same characters shifted by one position give the same outputs from position 4 on
+    a = torch.tensor([[7, 7, 7, 7, 5, 6, 5, 5, 6]])
+    b = torch.cat([torch.tensor([[7]]), a], 1)
+    assert torch.allclose(m(a)[0][0, 4:], m(b)[0][0, 5:], atol=1e-5)
+    calls = scripted(m, None)
+    m(a)
+    s = calls[-1][2]  # [R, C] the last pass's new states
+    assert torch.allclose(s.mean(-1), torch.zeros(len(s)), atol=1e-5)
+    assert torch.allclose(s.var(-1, unbiased=False), torch.ones(len(s)), atol=1e-3)

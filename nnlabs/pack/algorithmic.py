@@ -26,15 +26,18 @@ import random
 NAME = "algorithmic"
 # v2: the addition answer is written least-significant digit first (the digit a model can compute first
 # comes first, as a carry travels); every random draw is v1's, so every other file is unchanged
-VERSION = 2
+# v3: parity's lengthgen runs to twice the longest training length (7-12 bits, was 7-9), the extrapolation
+# range of PonderNet's parity test; only parity/lengthgen.tsv changes
+VERSION = 3
 DRAWS = 1
 
 SPLITS = ("train", "val", "test", "lengthgen")
 # input lengths (digits per operand for addition): in-distribution range, then the longer range
 # Short on purpose: the Part 5 lab's block attends to a window of 2 positions, so information crosses one
 # position per pass, and these lengths are what 8 passes can span (see docs/datasheets/algorithmic.md).
+# Parity's lengthgen reaches twice the training length (L + 1 .. 2L): a model extrapolates by thinking longer.
 LENGTHS = {
-    "parity": ((2, 6), (7, 9)),
+    "parity": ((2, 6), (7, 12)),
     "addition": ((1, 3), (4, 5)),
     "parens": ((2, 6), (8, 10)),  # even lengths only
     "sortedness": ((2, 6), (7, 9)),

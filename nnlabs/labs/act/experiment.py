@@ -17,6 +17,7 @@ import torch
 from nnlabs.labs import lab_parser, run_config
 from nnlabs.labs.act.data import VOCAB, encode, load_task, seq_len
 from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
+from nnlabs.labs.act.looped import LoopedDepth
 from nnlabs.labs.act.metrics import evaluate, halting_trace, summarize, traced_examples
 from nnlabs.labs.act.report import report
 from nnlabs.labs.moe.layer import MoE, MoEConfig
@@ -41,6 +42,12 @@ EXPERTS, TOP_K = 4, 2
 MODELS.update({f"{name}_moe{EXPERTS}": {**MODELS[name], "experts": EXPERTS}
                for name in ("fixed2", "fixed8", "act_tau0.001")})
 MOE = ("fixed8_moe4", "act_tau0.001_moe4")
+# Thinking longer than in training (looped.py): the position-free model, trained from scratch with the
+# horizon rule (position t halts after t + 1 passes), then ACT learning its own halting from it; at
+# evaluation both may run up to T passes, where every other model stops at its training cap
+MODELS.update({"loop_horizon": {"halting": "horizon", "looped": True},
+               "loop_act": {"halting": "act", "tau": 0.01, "looped": True, "from": "loop_horizon"}})
+LOOPED = ("loop_horizon", "loop_act")
 # the quick budget's addition: the depth curriculum, ACT at the two useful tau, one PonderNet
 ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2")
 # Parity, parens, sortedness: attention sees only the previous position (and itself), so information crosses
@@ -63,29 +70,34 @@ class ActBudget:
     lr: float
     exit: tuple[float, ...]  # confidence thresholds of the early-exit baseline
     sizes: dict[str, int]  # examples per split
+    loop_iters: int = 0  # training steps of the looped (position-free) model, from scratch
 
 
 BUDGETS = {
     "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder_lp0.2", "fixed2_moe4",
-                                        "act_tau0.001_moe4")},
+                                        "act_tau0.001_moe4") + LOOPED},
                       iters=12, grow=6, finetune=6, batch=16, n_embd=16, max_steps=2, lr=1e-3, exit=(0.9,),
-                      sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}),
-    "quick": ActBudget(tasks={"parity": ALL + MOE, "addition": ADDITION}, iters=300, grow=800, finetune=300,
-                       batch=64, n_embd=64, max_steps=8, lr=1e-3, exit=(0.9, 0.99),
-                       sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}),
-    "full": ActBudget(tasks={t: ALL + (MOE if t == "parity" else ()) for t in algorithmic.TASKS},
+                      sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}, loop_iters=12),
+    "quick": ActBudget(tasks={"parity": ALL + MOE + LOOPED, "addition": ADDITION}, iters=300, grow=800,
+                       finetune=300, batch=64, n_embd=64, max_steps=8, lr=1e-3, exit=(0.9, 0.99),
+                       sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}, loop_iters=3000),
+    "full": ActBudget(tasks={t: ALL + (MOE + LOOPED if t == "parity" else ()) for t in algorithmic.TASKS},
                       iters=300, grow=1000, finetune=500, batch=64, n_embd=64, max_steps=8, lr=1e-3,
-                      exit=(0.9, 0.99), sizes={"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000}),
+                      exit=(0.9, 0.99), sizes={"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000},
+                      loop_iters=4000),
 }
 
 
 def build_model(budget: ActBudget, name: str, block_size: int, task: str = "parity") -> RecurrentDepth:
     spec = {"max_steps": budget.max_steps, "window": WINDOW[task], **MODELS[name]}
-    experts = spec.pop("experts", 0)
+    experts, looped = spec.pop("experts", 0), spec.pop("looped", False)
+    spec.pop("from", None)
     if spec["halting"] != "fixed":
         # start by pondering to the cap (h ~ 0.05), learn to stop early later
         spec["halt_bias"] = -3.0
     config = ModelConfig(vocab_size=len(VOCAB), block_size=block_size, n_layer=1, n_head=4, n_embd=budget.n_embd)
+    if looped:
+        return LoopedDepth(config, ActConfig(**spec))
     if not experts:
         return RecurrentDepth(config, ActConfig(**spec))
     moe = MoEConfig(n_experts=experts, top_k=TOP_K)
@@ -124,7 +136,7 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
     block_size = max(seq_len(r) for rows in splits.values() for r in rows)
     torch.manual_seed(args.seed)
     model = build_model(budget, name, block_size, task)
-    iters = budget.iters
+    iters = budget.loop_iters if isinstance(model, LoopedDepth) else budget.iters
     if init_from is not None:
         iters = budget.finetune if model.act.halting != "fixed" else budget.grow
         warm_start(model, out / init_from / "checkpoint.pt")
@@ -153,11 +165,17 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
         run_dir.mkdir(parents=True, exist_ok=True)
         analysis = {"task": task, "model": run_name, "kind": kind, "max_steps": model.act.max_steps,
                     "experts": MODELS.get(run_name, {}).get("experts", 0),
+                    "looped": MODELS.get(run_name, {}).get("looped", False),
                     "tau": model.act.tau if kind == "act" else None, "exit_threshold": threshold,
                     "train_s": round(train_s, 2), "splits": {}}
         for split in ("test", "lengthgen"):
             records = evaluate(model, splits[split], threshold)
             analysis["splits"][split] = {**summarize(records), "examples": records}
+        if analysis["looped"]:  # the same model held to its training cap: what the extra passes bought
+            model.capped = True
+            records = evaluate(model, splits["lengthgen"])
+            analysis["splits"]["lengthgen_capped"] = {**summarize(records), "examples": records}
+            model.capped = False
         if kind == "act":
             field = algorithmic.FIELDS[task][0]
             analysis["trace"] = halting_trace(model, traced_examples(splits, field))
@@ -191,24 +209,30 @@ def run_lab(args, budget: ActBudget, tasks: list[str], out: Path) -> int:
     t0 = time.perf_counter()
     for task in tasks:
         splits = load_task(task, args.seed, budget.sizes)
-        names = [n for n in budget.tasks[task] if not args.models or n in args.models.split(",")]
+        chosen = [n for n in budget.tasks[task] if not args.models or n in args.models.split(",")]
+        names = [n for n in chosen if not MODELS[n].get("looped")]
         family = {n: MODELS[n].get("experts", 0) for n in names}  # dense (0) or MoE: one curriculum each
         deepest = {f: max((n for n in names if family[n] == f and MODELS[n]["halting"] == "fixed"),
                           key=lambda n: MODELS[n]["max_steps"]) for f in set(family.values())}
+        # the looped family's own curriculum: the horizon model from scratch, ACT from it (MODELS' "from")
+        order = names + [n for n in chosen if MODELS[n].get("looped")]
         if any(MODELS[n]["max_steps"] != budget.max_steps for n in deepest.values()):
             raise UserError(f"budget {args.budget}: the deepest fixed model must run max_steps passes")
         # A depth curriculum (docs/act.md): the shallowest fixed model trains from scratch, each deeper one
         # starts from the previous (same block, more passes), the adaptive ones from the deepest.
         previous: dict[int, str] = {}
-        for name in names:
-            f, adaptive = family[name], MODELS[name]["halting"] != "fixed"
-            # the MoE family's first model is upcycled from the deepest dense one (warm_start)
-            init = deepest[f] if adaptive else previous.get(f, deepest[0] if f else None)
-            # the confidence early-exit baseline reuses the deepest dense fixed model
-            exits = budget.exit if name == deepest[f] and not f else ()
+        for name in order:
+            if MODELS[name].get("looped"):
+                init, exits = MODELS[name].get("from"), ()
+            else:
+                f, adaptive = family[name], MODELS[name]["halting"] != "fixed"
+                # the MoE family's first model is upcycled from the deepest dense one (warm_start)
+                init = deepest[f] if adaptive else previous.get(f, deepest[0] if f else None)
+                # the confidence early-exit baseline reuses the deepest dense fixed model
+                exits = budget.exit if name == deepest[f] and not f else ()
+                if not adaptive:
+                    previous[f] = name
             a = run_one(out, task, name, splits, budget, args, exits, init and f"{task}-{init}")
-            if not adaptive:
-                previous[f] = name
             print(f"{task:10s} {name:13s} test acc {a['splits']['test']['acc']:.3f}  "
                   f"lengthgen acc {a['splits']['lengthgen']['acc']:.3f}  "
                   f"MACs/example {a['splits']['test']['macs_per_example']:,.0f}  ({a['train_s']:.0f}s)")

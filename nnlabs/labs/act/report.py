@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nnlabs.labs.act import extrapolation
 from nnlabs.labs.act.explorable import write_explorable
 from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass
 from nnlabs.pack import algorithmic
@@ -234,7 +235,7 @@ def fig_routing_by_pass(runs, out: Path):
     save(fig, out / "figures" / "moe_routing_by_pass", source=str(out))
 
 
-ORDER = {"fixed": 0, "act": 1, "ponder": 2, "exit": 3}
+ORDER = {"fixed": 0, "act": 1, "ponder": 2, "exit": 3, "horizon": 4}
 
 
 def analyses(out: Path) -> dict[str, list[dict]]:
@@ -373,6 +374,9 @@ def report(out: Path) -> None:
     every_seed = analyses(out)
     if not every_seed:
         raise UserError(f"no run directories with analysis.json under {out}; run `nnlabs lab act` first")
+    # the looped models (looped.py) get their own section: extrapolation by length beside the fixed depths
+    looped = extrapolation.split_looped(every_seed)
+    every_seed = {task: rs for task, rs in every_seed.items() if rs}
     runs = one_seed(every_seed)
     means = seed_means(every_seed)
     fig_accuracy_vs_compute(means, out, every_seed)
@@ -381,6 +385,7 @@ def report(out: Path) -> None:
     fig_per_example(runs, out)
     fig_routing_by_pass(runs, out)
     write_report(runs, out, every_seed)
+    extrapolation.write(looped, every_seed, out)
     write_explorable(runs, out)
     write_payoff(every_seed, out)
 
