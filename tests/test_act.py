@@ -328,3 +328,11 @@ def test_looped_model_is_position_free_and_renormalises_its_state():
     s = calls[-1][2]  # [R, C] the last pass's new states
     assert torch.allclose(s.mean(-1), torch.zeros(len(s)), atol=1e-5)
     assert torch.allclose(s.var(-1, unbiased=False), torch.ones(len(s)), atol=1e-3)
+
+
+def test_looped_models_alone_get_their_report(tmp_path):
+    assert act.main(["--budget", "tiny", "--models", "loop_horizon,loop_act", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "parity: thinking longer than in training" in text and "| loop_act (cap T) |" in text
+    assert "| fixed" not in text  # no fixed model ran, so none is shown beside them
+    assert (tmp_path / "figures" / "extrapolation.png").exists()

@@ -119,8 +119,9 @@ def figure(looped: dict[str, list[dict]], every_seed: dict[str, list[dict]], out
     for row, task in zip(axes, tasks):
         field = algorithmic.FIELDS[task][0]
         lo, hi = algorithmic.LENGTHS[task][0]
-        models = list(dict.fromkeys(group[0]["model"] for _, _, group in lines_of(looped[task], every_seed[task])))
-        for label, split, group in lines_of(looped[task], every_seed[task]):
+        lines = lines_of(looped[task], every_seed.get(task, []))
+        models = list(dict.fromkeys(group[0]["model"] for _, _, group in lines))
+        for label, split, group in lines:
             # one colour per model; the looped models held to their training cap dashed
             color = colors[models.index(group[0]["model"]) % len(colors)]
             style = "--" if split == "lengthgen_capped" else "-"
@@ -146,11 +147,13 @@ def figure(looped: dict[str, list[dict]], every_seed: dict[str, list[dict]], out
     save(fig, out / "figures" / "extrapolation", source=str(out))
 
 
-def write(looped: dict[str, list[dict]], every_seed: dict[str, list[dict]], out: Path) -> None:
-    """Append the section to report.md and draw its figure (nothing when no looped model ran)."""
+def write(looped: dict[str, list[dict]], every_seed: dict[str, list[dict]], out: Path, alone: bool = False) -> None:
+    """Append the section to report.md (or write it as the whole report, `alone`) and draw its figure;
+    nothing when no looped model ran."""
     if not looped:
         return
     figure(looped, every_seed, out)
-    lines = [line for task, rs in looped.items() for line in section(task, rs, every_seed.get(task, []))]
-    with open(out / "report.md", "a", encoding="utf-8") as f:
+    lines = ["# Part 5 — adaptive computation: the looped models alone", ""] if alone else []
+    lines += [line for task, rs in looped.items() for line in section(task, rs, every_seed.get(task, []))]
+    with open(out / "report.md", "w" if alone else "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

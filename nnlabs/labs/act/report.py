@@ -377,6 +377,8 @@ def report(out: Path) -> None:
     # the looped models (looped.py) get their own section: extrapolation by length beside the fixed depths
     looped = extrapolation.split_looped(every_seed)
     every_seed = {task: rs for task, rs in every_seed.items() if rs}
+    if not every_seed:  # only looped models ran (--models): their section is the whole report
+        return extrapolation.write(looped, {}, out, alone=True)
     runs = one_seed(every_seed)
     means = seed_means(every_seed)
     fig_accuracy_vs_compute(means, out, every_seed)
