@@ -336,3 +336,15 @@ def test_looped_models_alone_get_their_report(tmp_path):
     assert "parity: thinking longer than in training" in text and "| loop_act (cap T) |" in text
     assert "| fixed" not in text  # no fixed model ran, so none is shown beside them
     assert (tmp_path / "figures" / "extrapolation.png").exists()
+
+
+def test_wavefront_keeps_a_position_waiting_until_the_start_reaches_it():
+    m = looped("wavefront", max_steps=3).eval()
+    calls = scripted(m, None)
+    idx = torch.randint(V, (1, 6))
+    m(idx)
+    assert m.halting.steps[0].tolist() == [2, 3, 4, 5, 6, 6]  # t + 2 passes, at most T = 6
+    for n, rows, s, state in calls:
+        waiting = rows % 6 > n  # [R] positions the start token's information has not reached
+        assert torch.equal(s[waiting], state[rows][waiting])
+        assert not torch.allclose(s[~waiting], state[rows][~waiting])

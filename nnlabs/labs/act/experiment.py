@@ -43,11 +43,13 @@ MODELS.update({f"{name}_moe{EXPERTS}": {**MODELS[name], "experts": EXPERTS}
                for name in ("fixed2", "fixed8", "act_tau0.001")})
 MOE = ("fixed8_moe4", "act_tau0.001_moe4")
 # Thinking longer than in training (looped.py): the position-free model, trained from scratch with the
-# horizon rule (position t halts after t + 1 passes), then ACT learning its own halting from it; at
-# evaluation both may run up to T passes, where every other model stops at its training cap
+# horizon rule (position t halts after t + 1 passes), then ACT learning its own halting from it, and the
+# same model gated to update only once the start token's information reaches a position (wavefront); at
+# evaluation all may run up to T passes, where every other model stops at its training cap
 MODELS.update({"loop_horizon": {"halting": "horizon", "looped": True},
-               "loop_act": {"halting": "act", "tau": 0.01, "looped": True, "from": "loop_horizon"}})
-LOOPED = ("loop_horizon", "loop_act")
+               "loop_act": {"halting": "act", "tau": 0.01, "looped": True, "from": "loop_horizon"},
+               "loop_wave": {"halting": "wavefront", "looped": True}})
+LOOPED = ("loop_horizon", "loop_act", "loop_wave")
 # the quick budget's addition: the depth curriculum, ACT at the two useful tau, one PonderNet
 ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2")
 # Parity, parens, sortedness: attention sees only the previous position (and itself), so information crosses

@@ -16,7 +16,7 @@ from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 
 @dataclass(frozen=True)
 class ActConfig:
-    # 'fixed' (always max_steps passes) | 'act' (Graves) | 'ponder' (PonderNet) | 'horizon' (looped.py only)
+    # 'fixed' (always max_steps passes) | 'act' (Graves) | 'ponder' (PonderNet) | 'horizon'/'wavefront' (looped.py)
     halting: str = "act"
     max_steps: int = 8  # passes of the shared block: exactly this many when fixed, at most this many otherwise
     tau: float = 0.01  # ACT: weight of the ponder cost in the loss

@@ -15,7 +15,12 @@ Three changes to `halting.RecurrentDepth`, one method each:
     window of two, information crosses one position per pass, so T passes carry the first position to the
     last. `capped = True` keeps the training cap (the "same model, no extra thinking" baseline).
 `Horizon` is a halting rule that needs no learning: position t halts after t + 1 passes, the passes the
-start token needs to reach it (Fan et al.'s "loops = length", per position). ACT on top learns its own."""
+start token needs to reach it (Fan et al.'s "loops = length", per position). ACT on top learns its own.
+`halting = 'wavefront'` adds a gate: a position keeps its state until pass t, when the start token's
+information reaches it, updates from then on and halts one pass later (t + 2 passes; its keys and values
+are those of its last pass's input, so the pass after its update is the one its successor reads). Every
+position then computes the same function of (its token, its predecessor's settled state) however long the
+input: a running XOR cannot drift while it waits, which is what the ungated model does beyond training."""
 
 from __future__ import annotations
 
@@ -37,8 +42,10 @@ class Horizon(nn.Module):
         self.cfg, self.T, self.aux_loss, self.stats, self.steps, self.target_mask = cfg, 1, None, {}, None, None
 
     def forward(self, s: torch.Tensor, n: int, rows: torch.Tensor):
-        # pass n (from 0) is position t's last when n = t: the start token's state has reached it
-        halt = (rows % self.T <= n) | (n == self.cfg.max_steps - 1)  # [R]
+        # pass n (from 0) is position t's last when n = t: the start token's state has reached it (wavefront:
+        # one pass later, so that its successor reads its updated state)
+        lag = int(self.cfg.halting == "wavefront")
+        halt = (rows % self.T + lag <= n) | (n == self.cfg.max_steps - 1)  # [R]
         return halt.to(s.dtype), halt
 
     def report(self, steps: torch.Tensor) -> None:
@@ -48,12 +55,13 @@ class Horizon(nn.Module):
 
 class LoopedDepth(RecurrentDepth):
     """`RecurrentDepth` without position or step embeddings, its state renormalised after each pass, and a
-    pass cap of T at evaluation (see the module's docstring). `act.halting` may also be 'horizon'."""
+    pass cap of T at evaluation (see the module's docstring). `act.halting` may also be 'horizon' or
+    'wavefront'."""
 
     def __init__(self, config, act):
         super().__init__(config, act)
         self.trained, self.capped = act, False
-        if act.halting == "horizon":
+        if act.halting in ("horizon", "wavefront"):
             self.halting = Horizon(act)
 
     def embed(self, idx, positions=None):
@@ -61,7 +69,10 @@ class LoopedDepth(RecurrentDepth):
 
     def step(self, state, n, rows, kv, T):
         s, kv = super().step(state, 0, rows, kv, T)  # [R, C]: e_0 on every pass
-        return F.layer_norm(s, s.shape[-1:]), kv
+        s = F.layer_norm(s, s.shape[-1:])
+        if self.act.halting == "wavefront":  # position t keeps its state until pass t
+            s = torch.where((rows % T > n)[:, None], state[rows], s)
+        return s, kv
 
     def run_blocks(self, x, mask=None, rule=None):
         T, train_cap = x.size(1), self.trained.max_steps

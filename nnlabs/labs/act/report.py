@@ -235,7 +235,7 @@ def fig_routing_by_pass(runs, out: Path):
     save(fig, out / "figures" / "moe_routing_by_pass", source=str(out))
 
 
-ORDER = {"fixed": 0, "act": 1, "ponder": 2, "exit": 3, "horizon": 4}
+ORDER = {"fixed": 0, "act": 1, "ponder": 2, "exit": 3, "horizon": 4, "wavefront": 5}
 
 
 def analyses(out: Path) -> dict[str, list[dict]]:
