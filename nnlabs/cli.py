@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nnlabs.labs import LABS, Patch
+from nnlabs.labs import LABS, Patch, lab_module
 from nnlabs.spine import rundir
 from nnlabs.spine.errors import UserError
 
@@ -284,12 +284,6 @@ def cmd_sample(argv: list[str]) -> int:
 
 # -----------------------------------------------------------------------------
 # nnlabs lab / diff / pack / report
-
-
-def lab_module(name: str):
-    if name not in LABS:
-        raise UserError(f"unknown lab {name!r}; choose one of: {', '.join(LABS)}")
-    return importlib.import_module(f"nnlabs.labs.{name}")
 
 
 def cmd_lab(argv: list[str]) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import importlib
 import json
 import os
 import platform
@@ -30,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nnlabs.labs import LABS, lab_parser
+from nnlabs.labs import LABS, lab_module, lab_parser
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.rundir import runs_inside
 
@@ -282,6 +281,6 @@ def main(argv: list[str]) -> int:
     if any(not r["ok"] for r in results):
         return 1
     # the lab's report over every seed (each seed folder also holds its own one-seed report)
-    importlib.import_module(f"nnlabs.labs.{a.lab}").report(out)
+    lab_module(a.lab).report(out)
     print(f"{a.lab}: report over every seed in {out / 'report.md'}")
     return 0

@@ -256,8 +256,9 @@ ACROSS_SEEDS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", list(ACROSS_SEEDS))
 def test_reports_read_every_seed_of_a_sweep(tmp_path, lab):
-    import importlib
     import shutil
+
+    from nnlabs.labs import lab_module
 
     # one real tiny run as seed 0, its copy as seed 1: the report's across-seed paths without a second run
     out = tmp_path / lab
@@ -265,7 +266,7 @@ def test_reports_read_every_seed_of_a_sweep(tmp_path, lab):
     shutil.copytree(out / "seed-0", out / "seed-1")
     for config in (out / "seed-1").glob("*/config.json"):
         config.write_text(json.dumps({**json.loads(config.read_text()), "seed": 1}))
-    importlib.import_module(f"nnlabs.labs.{lab}").report(out)
+    lab_module(lab).report(out)
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "2 seeds (0, 1): numbers are means ± the half-width" in text
     assert " ± " in text.split("2 seeds (0, 1)")[1]  # a table cell with its interval

@@ -9,6 +9,7 @@ every lab takes, and the one schema of a run's config.json.
 from __future__ import annotations
 
 import argparse
+import importlib
 from dataclasses import dataclass
 
 
@@ -27,6 +28,15 @@ LABS: dict[str, LabInfo] = {lab.name: lab for lab in (
     LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems"),
     LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic"),
 )}
+
+
+def lab_module(name: str):
+    """The lab's package (its `main`, `report` and `PATCHES`), imported on first use."""
+    from nnlabs.spine.errors import UserError
+
+    if name not in LABS:
+        raise UserError(f"unknown lab {name!r}; choose one of: {', '.join(LABS)}")
+    return importlib.import_module(f"nnlabs.labs.{name}")
 
 
 @dataclass(frozen=True)
