@@ -53,6 +53,15 @@ def run_dirs(lab_dir: str | Path) -> list[Path]:
     return sorted(found)
 
 
+def lab_files(lab_dir: str | Path, name: str) -> list[dict]:
+    """A lab-level JSON file written beside the runs (e.g. lab.json: budget, wall time) — in `lab_dir` for
+    one `nnlabs lab`, in each `seed-<s>/` for a sweep — read from every place it is, lowest seed first."""
+    lab_dir = Path(lab_dir)
+    found = [lab_dir / name] if (lab_dir / name).exists() else []
+    found += sorted(lab_dir.glob(f"seed-*/{name}"), key=lambda p: int(p.parent.name.removeprefix("seed-")))
+    return [read_json(p) for p in found]
+
+
 def load_runs(lab_dir: str | Path) -> list[Run]:
     return [Run.read(p) for p in run_dirs(lab_dir)]
 

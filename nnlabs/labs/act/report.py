@@ -14,8 +14,8 @@ from nnlabs.labs.act.explorable import write_explorable
 from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass
 from nnlabs.pack import algorithmic
 from nnlabs.report.figures import new_figure, plt, save
-from nnlabs.report.runs import load_runs
-from nnlabs.report.stats import SEED_ALPHA, cell, paired, seeds_sentence, verdict
+from nnlabs.report.runs import lab_files, load_runs
+from nnlabs.report.stats import LEVEL, SEED_ALPHA, cell, mean_ci, paired, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -308,7 +308,8 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
                      f"{sum(t['acc'] >= SOLVED for t in test)} / {len(test)}",
                      cell([t["steps_answer"] for t in test], ".2f"), cell([t["steps_position"] for t in test], ".2f"),
                      cell([t["macs_per_example"] for t in test], ".3f", 1e-6)])
-    lines = [f"### {task}: every seed", "", f"Mean ± {LEVEL_TEXT} over the seeds listed (the value itself for one "
+    lines = [f"### {task}: every seed", "",
+             f"Mean ± the half-width of a {LEVEL:.0%} t-interval over the seeds listed (the value itself for one "
              f"seed); accuracies in %, compute in millions of MACs per example (test); solved = test accuracy "
              f">= {SOLVED:.0%}.", "",
              markdown_table(["model", "seeds", "test acc", "lengthgen acc", "seeds solved", "passes at answer",
@@ -326,9 +327,6 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
                               f"answer, {cell([a['splits']['test']['acc'] for a in g], '.1f', 100)}% on test"
                               for _, g in ponder) + ".", ""]
     return lines
-
-
-LEVEL_TEXT = "the half-width of a 95 % t-interval"
 
 
 def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
@@ -352,8 +350,8 @@ def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
     acc = paired({a["seed"]: 100 * a["splits"]["test"]["acc"] for a in best},
                  {s: 100 * t["acc"] for s, t in base.items()}).diff
     # compute saved, per seed: 100 (1 - MACs_adaptive / MACs_fixed)
-    saved = paired({a["seed"]: 100 * (1 - a["splits"]["test"]["macs_per_example"] / base[a["seed"]]["macs_per_example"])
-                    for a in best if a["seed"] in base}, {s: 0.0 for s in base}).diff
+    saved = mean_ci([100 * (1 - a["splits"]["test"]["macs_per_example"] / base[a["seed"]]["macs_per_example"])
+                     for a in best if a["seed"] in base])
     a_word = verdict(acc, words=("more accurate", "less accurate", "as accurate within noise"))
     c_word = verdict(saved, words=("cheaper", "dearer", "no cheaper within noise"))
     name, fix = best[0]["model"], yardstick[0]["model"]
@@ -404,7 +402,7 @@ def write_payoff(runs, out: Path) -> None:
 
 
 def write_report(runs, out: Path, every_seed) -> None:
-    walls = [json.loads(p.read_text())["wall_s"] for p in sorted([*out.glob("lab.json"), *out.glob("seed-*/lab.json")])]
+    walls = [lab["wall_s"] for lab in lab_files(out, "lab.json")]
     first = next(iter(runs.values()))[0]
     seeds = seeds_of(every_seed)
     lines = ["# Part 5 — adaptive computation: passes of one shared block, with a halting unit", "",

@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 from nnlabs.labs.dreamcoder.explorable import write_explorable
 from nnlabs.labs.dreamcoder.report_head_to_head import section as head_to_head_section
 from nnlabs.report.figures import new_figure, save
-from nnlabs.report.runs import Run, group_by_name, load_runs
+from nnlabs.report.runs import Run, group_by_name, lab_files, load_runs
 from nnlabs.report.stats import cell, paired, plot_seed_curves, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
@@ -35,6 +35,13 @@ def load(out: Path) -> dict[str, list[Run]]:
 def series(run: Run, split: str, key: str):
     rows = [m for m in run.metrics if m["split"] == split]
     return [m["step"] for m in rows], [m[key] for m in rows]
+
+
+def search_cost(run: Run) -> tuple[list, list]:
+    """(cycles, programs tried per solved held-out task); a wake that solved no held-out task has no such
+    cost and is left out."""
+    pairs = [(c, v) for c, v in zip(*series(run, "test", "tried_per_solved")) if v is not None]
+    return [c for c, _ in pairs], [v for _, v in pairs]
 
 
 def held_out_solved(run: Run) -> set[str]:
@@ -117,10 +124,8 @@ def report(out: str | Path) -> None:
                                             (series(r, split, "solved_frac") for r in groups[name])],
                                  color=COLORS[name], linestyle=style, marker="o" if split == "test" else "s",
                                  label=f"{LABELS[name]} ({split})")
-            # a wake that solved no held-out task has no cost per solved task: those points are left out
-            plot_seed_curves(ax[0][1], [tuple(zip(*[(c, v) for c, v in zip(*series(r, "test", "tried_per_solved"))
-                                                    if v is not None])) or ((), ()) for r in groups[name]],
-                             color=COLORS[name], marker="o", label=LABELS[name] + " (held-out)")
+            plot_seed_curves(ax[0][1], [search_cost(r) for r in groups[name]], color=COLORS[name], marker="o",
+                             label=LABELS[name] + " (held-out)")
     if "no_learning" in groups:
         level = sum(r.metrics[0]["solved_frac"] for r in groups["no_learning"]) / len(groups["no_learning"])
         ax[0][0].axhline(100 * level, color=COLORS["no_learning"], ls=":", label=LABELS["no_learning"])
@@ -202,7 +207,7 @@ def write_payoff(out: Path, groups: dict[str, list[Run]]) -> None:
     (out / "payoff.json").write_text(json.dumps(payoff, indent=2) + "\n", encoding="utf-8")
 
 
-def across_seeds(groups: dict[str, list[Run]]) -> list[str]:
+def seeds_section(groups: dict[str, list[Run]]) -> list[str]:
     """Each condition's last-wake held-out solved % and search cost as mean ± interval over seeds, and the
     verdicts: full vs no learning and vs no recognition, as McNemar pooled over (seed, task) pairs and as a
     paired t-test on the solved % per seed."""
@@ -232,9 +237,7 @@ def across_seeds(groups: dict[str, list[Run]]) -> list[str]:
 def write_report(out: Path, runs: dict, ba, groups: dict[str, list[Run]]) -> None:
     full = runs["full"]
     seeds = sorted({r.seed for rs in groups.values() for r in rs})
-    # timing.json sits beside the runs: in `out` for one run of the lab, in each seed-<s>/ for a sweep
-    timing_file = next(iter(sorted([*out.glob("timing.json"), *out.glob("seed-*/timing.json")])), None)
-    timing = json.loads(timing_file.read_text()) if timing_file else {}
+    timing = next(iter(lab_files(out, "timing.json")), {})  # the lowest seed's, in a sweep
     cfg = full.analysis["config"]
     lines = ["# Part 7 — DreamCoder lab: library learning on list programs", "",
              f"Budget `{timing.get('budget', '?')}`: {cfg['cycles']} wake–sleep cycles, at most "
@@ -289,7 +292,7 @@ def write_report(out: Path, runs: dict, ba, groups: dict[str, list[Run]]) -> Non
     lines += [markdown_table(["run", "cycle", "train solved", "held-out solved",
                               "programs tried / solved held-out task", "library size",
                               "avg solution length (tokens)"], rows), *verdicts, ""]
-    lines += across_seeds(groups)
+    lines += seeds_section(groups)
     test_uses = held_out_uses(full.analysis)
     rows = []
     for c in full.analysis["cycles"]:

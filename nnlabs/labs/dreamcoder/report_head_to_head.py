@@ -8,7 +8,7 @@ from pathlib import Path
 from nnlabs.labs.dreamcoder.neural import BANDS, show
 from nnlabs.report.figures import new_figure, save
 from nnlabs.report.runs import load_runs
-from nnlabs.report.stats import mean_ci
+from nnlabs.report.stats import LEVEL, cell, mean_ci
 from nnlabs.report.tables import markdown_table
 
 POLICIES = {"neural": "neural only", "symbolic": "symbolic only", "rule": "router (rule)",
@@ -25,11 +25,6 @@ def head_to_head_runs(out: Path) -> list[dict]:
 
 def mean(values: list[float]) -> float:
     return mean_ci(values).mean
-
-
-def cell(values: list[float], pct: bool = True) -> str:
-    """mean ± 95 % t-interval over seeds, or the value and '(1 seed)'."""
-    return mean_ci([100 * v for v in values]).format(".1f") if pct else mean_ci(values).format(",.0f")
 
 
 def figure(runs: list[dict], figs: Path, source: str) -> None:
@@ -78,9 +73,9 @@ def section(out: Path, figs: Path) -> list[str]:
     seeds = len(runs)
     rows = []
     for key, label in POLICIES.items():
-        rows.append([label] + [cell([r["by_band"][b][key]["accuracy"] for r in runs]) for b in BANDS]
-                    + [cell([r["policies"][key]["accuracy"] for r in runs]),
-                       cell([r["policies"][key]["macs_per_query"] for r in runs], pct=False)])
+        rows.append([label] + [cell([r["by_band"][b][key]["accuracy"] for r in runs], ".1f", 100) for b in BANDS]
+                    + [cell([r["policies"][key]["accuracy"] for r in runs], ".1f", 100),
+                       cell([r["policies"][key]["macs_per_query"] for r in runs], ",.0f")])
     bands = list(BANDS)
     found = {b: [r["found"][b]["accuracy"] for r in runs if r["found"][b]["n"]] for b in bands}
     neural_drop = [r["by_band"]["like examples"]["neural"]["accuracy"] - min(
@@ -93,7 +88,7 @@ def section(out: Path, figs: Path) -> list[str]:
         "against the programs the final wake found, on fresh inputs from each held-out task's generator in three "
         "bands. "
         + ("One seed: read differences as indicative only." if seeds == 1 else
-           f"{seeds} seeds: mean (range over seeds)."),
+           f"{seeds} seeds: mean ± the half-width of a {LEVEL:.0%} t-interval over seeds."),
         "",
         markdown_table(["policy", *[f"{b} (%)" for b in bands], "all (%)", "MACs per query"], rows),
         "Where a program was found, it answered "

@@ -10,7 +10,7 @@ from nnlabs.labs.tools.explorable import write_explorable
 from nnlabs.labs.tools.metrics import FAMILIES, KINDS, area_fraction, oracle_curve
 from nnlabs.pack import tool_suite as suite
 from nnlabs.report.runs import Run, load_runs
-from nnlabs.report.stats import ONE_SEED, SEED_ALPHA, cell, paired, plot_seed_curves, seeds_sentence, verdict
+from nnlabs.report.stats import ONE_SEED, SEED_ALPHA, cell, mean_ci, paired, plot_seed_curves, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -419,7 +419,7 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
             lines += [f"- `{e['query']}` → {e['answer']} (no-tool answer {'agrees' if e['agree'] else 'diverges'}, "
                       f"P(CALL) = {e['p_call']:.2f})" for e in last[:6]]
             lines += [""]
-    lines += across_seeds(every)
+    lines += seeds_section(every)
     lines += ["## Honest notes", "",
               ("- Numbers come from one seed on a toy model; differences of a few points between prices are noise."
                if len(every) == 1 else f"- A toy model over {len(every)} seeds: read a difference only where "
@@ -435,7 +435,7 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def across_seeds(every: dict[int, tuple[list[dict], dict | None]]) -> list[str]:
+def seeds_section(every: dict[int, tuple[list[dict], dict | None]]) -> list[str]:
     """Every model row as mean ± interval over seeds, the sweep's summary numbers per seed, and the verdicts,
     paired by seed: does the learned policy beat never-call, save compute over always-call, and does the
     dream state improve the decision?"""
@@ -463,8 +463,8 @@ def across_seeds(every: dict[int, tuple[list[dict], dict | None]]) -> list[str]:
     seeds = list(per_seed)
     acc_never = paired({s: 100 * mode(s, "learned") for s in seeds}, {s: 100 * mode(s, "never") for s in seeds}).diff
     # compute saved against always calling, per seed: 100 (1 - C_learned / C_always)
-    saved = paired({s: 100 * (1 - mode(s, "learned", "compute_per_query") / mode(s, "always", "compute_per_query"))
-                    for s in seeds}, {s: 0.0 for s in seeds}).diff
+    saved = mean_ci([100 * (1 - mode(s, "learned", "compute_per_query") / mode(s, "always", "compute_per_query"))
+                     for s in seeds])
     acc_always = paired({s: 100 * mode(s, "learned") for s in seeds}, {s: 100 * mode(s, "always") for s in seeds}).diff
     apgr = cell([sw["area_fraction"] for sw in sweeps.values() if sw["area_fraction"] is not None], ".2f")
     lines = ["## Across seeds", "", table, "",

@@ -13,7 +13,7 @@ from nnlabs.labs.tour.diagnostics import DeepMLPRecorder
 from nnlabs.labs.tour.experiment import DEEP_MODEL, DEEP_RUNS
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, save
-from nnlabs.report.runs import Run, group_by_name, load_runs
+from nnlabs.report.runs import Run, group_by_name, lab_files, load_runs
 from nnlabs.report.stats import ONE_SEED, cell, paired, plot_seed_curves, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 
@@ -282,18 +282,13 @@ def write_payoff(groups: dict[str, list[Run]], out: Path) -> None:
     (out / "payoff.json").write_text(json.dumps(payoff, indent=2) + "\n", encoding="utf-8")
 
 
-def wall_seconds(out: Path) -> list[float]:
-    """End-to-end seconds of each seed's `nnlabs lab tour` (lab.json; one per seed folder in a sweep)."""
-    return [json.loads(p.read_text())["wall_s"] for p in sorted([*out.glob("lab.json"), *out.glob("seed-*/lab.json")])]
-
-
 def report(out: Path) -> None:
     out = Path(out)
     figs = out / "figures"
     groups = group_by_name(load_runs(out))
     first = groups["bigram_count"][0].config
     seeds = sorted({r.seed for rs in groups.values() for r in rs})
-    walls = wall_seconds(out)
+    walls = [lab["wall_s"] for lab in lab_files(out, "lab.json")]  # end-to-end seconds per seed
     lines = ["# Part 3: a tour — three deltas", "",
              f"Budget `{first['budget']}`. {seeds_sentence(seeds)} "
              + (f"End to end: {cell(walls, '.0f')} s per seed. " if walls else "")
