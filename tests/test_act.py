@@ -214,13 +214,19 @@ def test_moe_in_the_shared_block_routes_every_pass_and_counts_its_loss_on_each()
     assert float(m.diagnostics["aux_loss"]) == pytest.approx(moe_loss + float(m.halting.aux_loss.detach()))
 
 
-def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
+def warm_started(tmp_path, source: str, target: str):
+    """(the `source` model, a `target` model warm-started from its checkpoint), tiny budget."""
     budget = experiment.BUDGETS["tiny"]
     torch.manual_seed(0)
-    dense = experiment.build_model(budget, "fixed2", block_size=8)
-    torch.save({"model": dense.state_dict()}, tmp_path / "checkpoint.pt")
-    moe = experiment.build_model(budget, "fixed2_moe4", block_size=8)
-    experiment.warm_start(moe, tmp_path / "checkpoint.pt")
+    trained = experiment.build_model(budget, source, block_size=8)
+    torch.save({"model": trained.state_dict()}, tmp_path / "checkpoint.pt")
+    model = experiment.build_model(budget, target, block_size=8)
+    experiment.warm_start(model, tmp_path / "checkpoint.pt")
+    return trained, model
+
+
+def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
+    dense, moe = warm_started(tmp_path, "fixed2", "fixed2_moe4")
     x = torch.randint(len(VOCAB), (3, 8))
     dense.eval(), moe.eval()
     torch.testing.assert_close(moe(x)[0], dense(x)[0], rtol=1e-5, atol=1e-5)  # top-2 of identical experts
@@ -231,12 +237,7 @@ def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
 def test_warm_started_adaptive_model_starts_at_the_cap(tmp_path):
     """ACT fine-tunes from a fixed-depth checkpoint with a fresh halting unit (bias -3: ponder to the cap
     first), not the fixed model's untrained one (bias -1)."""
-    budget = experiment.BUDGETS["tiny"]
-    torch.manual_seed(0)
-    fixed = experiment.build_model(budget, "fixed2", block_size=8)
-    torch.save({"model": fixed.state_dict()}, tmp_path / "checkpoint.pt")
-    act = experiment.build_model(budget, "act_tau0.01", block_size=8)
-    experiment.warm_start(act, tmp_path / "checkpoint.pt")
+    fixed, act = warm_started(tmp_path, "fixed2", "act_tau0.01")
     assert act.halting.linear.bias.eq(-3.0).all()
     assert torch.equal(act.blocks[0].ffn.up.weight, fixed.blocks[0].ffn.up.weight)
 
