@@ -158,10 +158,17 @@ def memorisation_lines(memo: dict[int, dict], moderate: float) -> list[str]:
         return []
     steps = sorted(set.intersection(*(set(c["steps"]) for c in memo.values())))
 
-    def mean(key, f):
-        # the mean over seeds at each shared step
-        at = [dict(zip(c["steps"], c[key][f])) for c in memo.values() if f in c[key]]
+    def mean(key, f, seeds=memo):
+        # the mean over `seeds` at each shared step
+        at = [dict(zip(memo[seed]["steps"], memo[seed][key][f])) for seed in seeds if f in memo[seed][key]]
         return [sum(a[s] for a in at) / len(at) for s in steps] if at else None
+
+    def fell(seeds) -> bool:
+        # the fall, as the post tells it: famous-key calls end at most half their peak and below the rare and
+        # unseen keys', which the weights cannot hold
+        famous = mean("call_rate", "famous_key", seeds)
+        ends = [v[-1] for v in (mean("call_rate", f, seeds) for f in ("rare_key", "unseen_key")) if v]
+        return max(famous) > 0 and famous[-1] <= max(famous) / 2 and all(famous[-1] < v for v in ends)
 
     famous, p_famous = mean("call_rate", "famous_key"), mean("p_call", "famous_key")
     if not steps or famous is None:
@@ -170,10 +177,8 @@ def memorisation_lines(memo: dict[int, dict], moderate: float) -> list[str]:
     half = next((steps[i] for i in range(peak, len(steps)) if famous[i] < 0.5), None)
     last = {f: mean("call_rate", f) for f in ("rare_key", "unseen_key", "near_miss_key")}
     others = {f: v[-1] for f, v in last.items() if v}
-    # the fall, as the post tells it: famous-key calls end at most half their peak and below the rare and
-    # unseen keys', which the weights cannot hold
-    fell = famous[-1] <= famous[peak] / 2 and famous[peak] > 0 and all(
-        famous[-1] < v for f, v in others.items() if f != "near_miss_key")
+    # a verdict per seed: an all-or-nothing outcome is counted over seeds, not averaged
+    falls = sum(fell([seed]) for seed in memo)
     return ["## Memorisation over training", "",
             f"`figures/memorisation`: the policy's call rate (π > ½) and mean P(CALL) on each family's val "
             f"queries at every evaluation of the base run and of its continuation at c={moderate:g}"
@@ -186,10 +191,11 @@ def memorisation_lines(memo: dict[int, dict], moderate: float) -> list[str]:
             "calls on " + ", ".join(f"{pct(v)} of {f.replace('_key', ' key').replace('_', '-')}s"
                                     for f, v in others.items())
             + " (one letter off a famous key)" * ("near_miss_key" in others) + ". "
-            + ("Calls on famous keys fall as their facts enter the weights, while the keys the weights cannot hold "
-               "keep theirs." if fell else
-               "This run does not show the fall the post describes (famous-key calls ending at most half their "
-               "peak and below rare and unseen keys')."), ""]
+            + (f"Calls on famous keys fall as their facts enter the weights, while the keys the weights cannot hold "
+               f"keep theirs: on {falls} of {len(memo)} seed(s)" + (" (one seed: no interval)." if len(memo) == 1
+                                                                     else ".") if falls else
+               f"No seed of {len(memo)} shows the fall the post describes (famous-key calls ending at most half "
+               "their peak and below rare and unseen keys')."), ""]
 
 
 def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict,
