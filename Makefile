@@ -1,14 +1,13 @@
 # Two commands (see README):  make labs   — install, build the pack, run every lab at its quick budget, report
 #                             make test   — install (with Ray), run the test suite
-# make labs BUDGET=full SEEDS=3 runs each lab as a sweep of seeds 0..2 (nnlabs sweep: runs/<lab>/seed-<s>/);
-# SEEDS=1 (the default) runs each lab once at its own default seed, into runs/<lab>/.
+# make labs is one `nnlabs sweep` over every lab: two labs at a time with one thread each on 2 cores, seed s
+# of a lab in runs/<lab>/seed-<s>/; SEEDS=3 runs seeds 0..2 (BUDGET=full for the posts' figures). Rerunning
+# it runs only what is missing or unfinished; delete runs/<lab> to run a lab again.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUNS   ?= runs
 BUDGET ?= quick
-# an interrupted lab continues (--resume), a finished one is kept; LABFLAGS=--force reruns every lab
-LABFLAGS ?=
 SEEDS  ?= 1
 # Set TORCH_INDEX to a CPU wheel index on machines where plain PyPI would pull a CUDA build of torch.
 TORCH_INDEX ?=
@@ -32,12 +31,8 @@ $(VENV)/.installed: pyproject.toml
 
 labs: install
 	$(BIN)/nnlabs pack build --out $(RUNS)/pack-v1
-	for lab in $(LABS); do \
-	  if [ $(SEEDS) -gt 1 ]; then $(BIN)/nnlabs sweep $$lab --seeds $(SEEDS) --budget $(BUDGET) --out $(RUNS)/$$lab; \
-	  elif [ -e $(RUNS)/$$lab/.running ]; then $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab --resume; \
-	  elif [ -d $(RUNS)/$$lab ] && [ -z "$(LABFLAGS)" ]; then echo "$$lab: done (make labs LABFLAGS=--force reruns it)"; \
-	  else $(BIN)/nnlabs lab $$lab --budget $(BUDGET) --out $(RUNS)/$$lab $(LABFLAGS); fi || exit 1; done
-	$(BIN)/nnlabs report --runs $(RUNS)
+	$(BIN)/nnlabs sweep $(LABS) --seeds $(SEEDS) --budget $(BUDGET) --runs $(RUNS)
+	$(BIN)/nnlabs report --runs $(RUNS) --site-only
 	@echo "open $(RUNS)/site/index.html"
 
 # Ray (the sweep's cluster executor, ~80 MB wheel) only for the tests: make labs runs without it.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def load_or_train(run: Path, vocab, train_rows, block_size: int, steps: int) -> 
     data = encode_pairs(train_rows, vocab, block_size)
     tc = TrainConfig(max_steps=steps, batch_size=quick.batch_size, learning_rate=quick.learning_rate,
                      warmup_steps=steps // 10, eval_interval=10 ** 9, eval_train_items=100, device="cpu", threads=1)
-    train(model, data, data, tc, Path("/tmp/bench_tools_model"), progress=False)
+    # a fresh folder each time: a run directory left by an earlier benchmark would be resumed, not retrained
+    with tempfile.TemporaryDirectory() as tmp:
+        train(model, data, data, tc, Path(tmp), progress=False)
     print(f"model: no {run}/checkpoint.pt, so the quick model trained for {steps} steps")
     return model
 

@@ -1,6 +1,10 @@
-"""`nnlabs sweep <lab> --seeds N`: every run of a lab once per seed, each seed in its own run directory.
+"""`nnlabs sweep <lab> [<lab> ...] --seeds N`: every run of a lab once per seed, each seed in its own run directory.
 
     nnlabs sweep act --seeds 3 [--budget full] [--jobs 2] [--executor local|ray] [--address HOST:PORT]
+    nnlabs sweep tour moe act tools dreamcoder --seeds 1 --runs runs     # what `make labs` runs
+
+Several labs share one pool of jobs: on 2 cores two labs train side by side (each lab trains with one
+thread), the longest first, so `make labs` takes about half the sum of the labs' times.
 
 A seed is one `nnlabs lab <lab> --seed s --out <out>/seed-<s> --budget B` in its own process, so a crash
 or a kill ends that seed only; its output goes to `<out>/seed-<s>/log.txt`. A seed that finished is
@@ -109,13 +113,18 @@ def run_seed(seed: Seed) -> dict:
         f.write(f"$ OMP_NUM_THREADS={seed.threads} {shlex.join(cmd)}\n")
         f.flush()
         cwd = seed.cwd if seed.cwd and Path(seed.cwd).is_dir() else None
-        returncode = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        # reaped here, not by proc.wait(): wait4 also gives the seed's own CPU time (children it waited for
+        # included), which says how long it takes on an idle core when seeds share a busy machine
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = returncode = os.waitstatus_to_exitcode(status)
     wall = round(time.perf_counter() - t0, 1)
-    result = {"seed": seed.seed, "ok": returncode == 0, "wall_s": wall, "log": str(log),
+    cpu = round(usage.ru_utime + usage.ru_stime, 1)
+    result = {"lab": seed.lab, "seed": seed.seed, "ok": returncode == 0, "wall_s": wall, "cpu_s": cpu, "log": str(log),
               "error": None if returncode == 0 else f"{failure(returncode)}: {last_line(log)}"}
     if returncode == 0:
-        marker = {**asdict(seed), "env": dict(seed.env), "resumed": resume, "wall_s": wall, "command": cmd,
-                  "machine": machine()}
+        marker = {**asdict(seed), "env": dict(seed.env), "resumed": resume, "wall_s": wall, "cpu_s": cpu,
+                  "command": cmd, "machine": machine()}
         tmp = out / (MARKER + ".tmp")
         tmp.write_text(json.dumps(marker, indent=2) + "\n")
         tmp.replace(out / MARKER)
@@ -158,7 +167,8 @@ class Progress:
         text = f"sweep: {done - self.failed}/{self.total} done, {running} running, {self.failed} failed, " \
                f"{fmt_s(elapsed)} elapsed"
         if self.walls and pending:
-            # seeds take about equally long and run `slots` at a time: ceil(total / slots) waves in all
+            # the seeds of a lab take about equally long (across labs this is a rough guess) and run `slots`
+            # at a time: ceil(total / slots) waves in all
             waves = -(-self.total // self.slots)
             text += f", ~{fmt_s(max(0.0, sum(self.walls) / len(self.walls) * waves - elapsed))} left"
         return text
@@ -174,10 +184,11 @@ class Progress:
             self.failed += 1
         if self.show:
             print("\r" + " " * 78 + "\r", end="", file=sys.stderr)
+        name = f"{result['lab']} seed {result['seed']}"
         if result["ok"]:
-            print(f"seed {result['seed']}: done in {fmt_s(result['wall_s'])}  ({result['log']})")
+            print(f"{name}: done in {fmt_s(result['wall_s'])} ({fmt_s(result['cpu_s'])} CPU)  ({result['log']})")
         else:
-            print(f"seed {result['seed']}: FAILED, {result['error']}  (log: {result['log']})")
+            print(f"{name}: FAILED, {result['error']}  (log: {result['log']})")
         self.update(pending)
 
 
@@ -203,28 +214,43 @@ def submit_ray(seeds: list[Seed], address: str | None):
     return [task.remote(s).future() for s in seeds], slots, ray.shutdown if ours else (lambda: None)
 
 
+def plan(lab: str, seeds: list[int], budget: str, out: Path, threads: int) -> list[Seed]:
+    """The seeds of one lab still to run under `out`/seed-<s> (a finished one is skipped, and said so)."""
+    if lab not in LABS:
+        raise UserError(f"unknown lab {lab!r}; choose one of: {', '.join(LABS)}")
+    out = out.resolve()
+    env = tuple((k, os.environ[k]) for k in FORWARD_ENV if k in os.environ)
+    states = {s: seed_state(out / f"seed-{s}", budget) for s in seeds}
+    skipped = [s for s in seeds if states[s] == "done"]
+    if skipped:
+        print(f"{lab}: already finished, skipped: seed {', '.join(map(str, skipped))}")
+    return [Seed(lab, s, budget, str(out / f"seed-{s}"), threads, env, os.getcwd())
+            for s in seeds if states[s] != "done"]
+
+
 def sweep(lab: str, seeds: list[int], budget: str, out: str | Path, jobs: int = DEFAULT_JOBS,
           threads: int | None = None, executor: str = "local", address: str | None = None,
           progress: bool | None = None) -> list[dict]:
     """Run every seed of `seeds` that is not finished under `out`/seed-<s>; return one result per seed
-    run ({"seed", "ok", "wall_s", "log", "error"}), failures included, in the order they finished."""
-    if lab not in LABS:
-        raise UserError(f"unknown lab {lab!r}; choose one of: {', '.join(LABS)}")
+    run ({"lab", "seed", "ok", "wall_s", "log", "error"}), failures included, in the order they finished."""
+    return sweep_labs({lab: Path(out)}, seeds, budget, jobs, threads, executor, address, progress)
+
+
+def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int = DEFAULT_JOBS,
+               threads: int | None = None, executor: str = "local", address: str | None = None,
+               progress: bool | None = None) -> list[dict]:
+    """`sweep` over several labs ({lab: its folder}) in one pool of jobs."""
     if jobs < 1 or (threads is not None and threads < 1):
         raise UserError("--jobs and --threads must be at least 1")
-    out = Path(out).resolve()
     threads = threads or max(1, cores() // jobs)
-    env = tuple((k, os.environ[k]) for k in FORWARD_ENV if k in os.environ)
-    states = {s: seed_state(out / f"seed-{s}", budget) for s in seeds}
-    todo = [Seed(lab, s, budget, str(out / f"seed-{s}"), threads, env, os.getcwd())
-            for s in seeds if states[s] != "done"]
-    skipped = [s for s in seeds if states[s] == "done"]
-    if skipped:
-        print(f"already finished, skipped: seed {', '.join(map(str, skipped))}")
+    # later parts search and sample more (README times): started first, the short labs fill the last gap
+    todo = [seed for lab in sorted(outs, key=lambda lab: -LABS[lab].part if lab in LABS else 0)
+            for seed in plan(lab, seeds, budget, outs[lab], threads)]
     if not todo:
         return []
-    print(f"{lab}: {len(todo)} seed(s) at budget {budget} on {executor}, {threads} thread(s) each "
-          + (f"{jobs} at a time, " if executor == "local" else "") + f"into {out}/seed-<s>")
+    where = f"{next(iter(outs.values())).resolve()}/seed-<s>" if len(outs) == 1 else "<lab folder>/seed-<s>"
+    print(f"{', '.join(outs)}: {len(todo)} seed(s) at budget {budget} on {executor}, {threads} thread(s) each "
+          + (f"{jobs} at a time, " if executor == "local" else "") + f"into {where}")
     show = progress if progress is not None else os.environ.get("CI", "").lower() not in ("1", "true")
     futures, slots, close = submit_local(todo, jobs) if executor == "local" else submit_ray(todo, address)
     bar = Progress(len(todo), slots, show)
@@ -238,7 +264,7 @@ def sweep(lab: str, seeds: list[int], budget: str, out: str | Path, jobs: int = 
                 try:
                     result = f.result()
                 except Exception as e:  # the worker itself died (a lost Ray node after its retries)
-                    result = {"seed": seed.seed, "ok": False, "wall_s": 0.0,
+                    result = {"lab": seed.lab, "seed": seed.seed, "ok": False, "wall_s": 0.0,
                               "log": str(Path(seed.out) / "log.txt"), "error": f"{type(e).__name__}: {e}"}
                 results.append(result)
                 bar.finished(result, len(pending))
@@ -248,20 +274,22 @@ def sweep(lab: str, seeds: list[int], budget: str, out: str | Path, jobs: int = 
             print(file=sys.stderr)
         close()
     failed = [r for r in results if not r["ok"]]
-    print(f"{lab}: {len(results) - len(failed)} of {len(results)} seed(s) finished in "
+    print(f"{', '.join(outs)}: {len(results) - len(failed)} of {len(results)} run(s) finished in "
           f"{fmt_s(time.perf_counter() - bar.t0)}" + (f"; {len(failed)} failed — run the same command again to "
                                                        "retry just those" if failed else ""))
     return results
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nnlabs sweep", description="Run a lab once per seed, in parallel processes "
+    p = argparse.ArgumentParser(prog="nnlabs sweep", description="Run labs once per seed, in parallel processes "
                                 "on this machine or as Ray tasks on a cluster; rerun to finish what is missing.")
-    p.add_argument("lab", choices=LABS)
+    p.add_argument("labs", nargs="+", choices=LABS, metavar="lab", help=f"one or more of: {', '.join(LABS)}")
     p.add_argument("--seeds", type=int, default=3, help="run seeds 0 .. N-1 (default 3)")
     p.add_argument("--budget", choices=("tiny", "quick", "full"), default="quick",
                    help="tiny = seconds (tests); quick = minutes; full = the post's figures (default quick)")
-    p.add_argument("--out", default=None, help="the lab's folder; seed s goes to <out>/seed-<s> (default runs/<lab>)")
+    p.add_argument("--runs", default="runs", help="the folder of lab folders: seed s of a lab goes to "
+                   "<runs>/<lab>/seed-<s> (default runs)")
+    p.add_argument("--out", default=None, help="with one lab: its folder instead of <runs>/<lab>")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"local seeds at once (default {DEFAULT_JOBS})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per seed (default: cores / jobs)")
     p.add_argument("--executor", choices=("local", "ray"), default=None,
@@ -275,12 +303,17 @@ def main(argv: list[str]) -> int:
     a = parser().parse_args(argv)
     if a.seeds < 1:
         raise UserError("--seeds must be at least 1")
+    labs = list(dict.fromkeys(a.labs))
+    if a.out and len(labs) > 1:
+        raise UserError("--out names one lab's folder; with several labs give --runs (each lab in <runs>/<lab>)")
     executor = a.executor or ("ray" if a.address or os.environ.get("RAY_ADDRESS") else "local")
-    out = Path(a.out or f"runs/{a.lab}")
-    results = sweep(a.lab, list(range(a.seeds)), a.budget, out, a.jobs, a.threads, executor, a.address)
-    if any(not r["ok"] for r in results):
-        return 1
-    # the lab's report over every seed (each seed folder also holds its own one-seed report)
-    lab_module(a.lab).report(out)
-    print(f"{a.lab}: report over every seed in {out / 'report.md'}")
-    return 0
+    outs = {lab: Path(a.out) if a.out else Path(a.runs) / lab for lab in labs}
+    results = sweep_labs(outs, list(range(a.seeds)), a.budget, a.jobs, a.threads, executor, a.address)
+    failed = {r["lab"] for r in results if not r["ok"]}
+    # each lab's report over every seed (each seed folder also holds its own one-seed report); not over a
+    # lab with a failed seed: its report would quietly average fewer seeds
+    for lab in labs:
+        if lab not in failed:
+            lab_module(lab).report(outs[lab])
+            print(f"{lab}: report over every seed in {outs[lab] / 'report.md'}")
+    return 1 if failed else 0

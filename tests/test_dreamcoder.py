@@ -282,3 +282,39 @@ def test_paired_verdicts_use_an_exact_mcnemar_test():
     assert mcnemar({"a"}, {"a"})[2] == 1.0  # no discordant task: no evidence either way
     assert paired_verdict(set("abcdef"), set(), "it helped", "it hurt").startswith("it helped")
     assert "within noise" in paired_verdict({"a", "b"}, {"c"}, "it helped", "it hurt")
+
+
+def test_task_files_are_used_whole_and_skips_are_counted(tmp_path):
+    """A DreamCoder-format file runs whole; a task the lab cannot run is skipped with its reason, not an
+    error; --subsample is the only way to cut a file, and the report header says what was used."""
+    from argparse import Namespace
+
+    from nnlabs.labs.dreamcoder.experiment import load_tasks, subsample_counts
+    from nnlabs.labs.dreamcoder.report import tasks_sentence
+    from nnlabs.spine.errors import UserError
+
+    def task(name, i, o, types=("list-of-int", "int")):
+        return {"name": name, "type": {"input": types[0], "output": types[1]}, "examples": [{"i": i, "o": o}]}
+
+    good = [task(f"len{n}", [1] * n, n) for n in range(1, 5)]
+    odd = [task("nested", [[1]], 1, ("list-of-list-of-int", "int")), task("huge", [10 ** 7], 1),
+           task("long", list(range(100)), 100)]
+    (tmp_path / "train.json").write_text(json.dumps(good + odd))
+    (tmp_path / "test.json").write_text(json.dumps(good[:2]))
+    train, test, origin = load_tasks(Namespace(train=str(tmp_path / "train.json"), test=str(tmp_path / "test.json")))
+    assert [t.name for t in train] == ["len1", "len2", "len3", "len4"] and len(test) == 2
+    reasons = origin["skipped"]["train"]
+    assert sorted(n for names in reasons.values() for n in names) == ["huge", "long", "nested"]
+    assert any("cannot express" in r for r in reasons) and any("bounds" in r for r in reasons)
+    text = tasks_sentence({**origin, "available": {"train": 4, "test": 2}, "used": {"train": 4, "test": 2}})
+    assert text.startswith("Tasks: all 4 training and all 2 held-out tasks from --train")
+    assert "Skipped: 1 train task(s) with a type the DSL cannot express" in text
+    assert "(subsampled" in tasks_sentence({**origin, "available": {"train": 4, "test": 2},
+                                            "used": {"train": 3, "test": 2}})
+    assert subsample_counts(None) == (0, 0) and subsample_counts("40,20") == (40, 20)
+    with pytest.raises(UserError, match="TRAIN,TEST"):
+        subsample_counts("40")
+    # a malformed task is still an error, naming the task
+    (tmp_path / "bad.json").write_text(json.dumps([{"name": "x", "type": {"input": "list-of-int"}, "examples": []}]))
+    with pytest.raises(UserError, match="task 1 \\(x\\)"):
+        load_tasks(Namespace(train=str(tmp_path / "bad.json"), test=str(tmp_path / "test.json")))

@@ -10,7 +10,7 @@ import pytest
 
 from nnlabs.labs import run_config
 from nnlabs.report.info import cond_entropy, conditional_mutual_information, entropy_bits, mutual_information
-from nnlabs.report.runs import Run, group_by_name, load_runs, read_jsonl
+from nnlabs.report.runs import Run, group_by_name, lab_files, load_runs, read_jsonl
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -41,6 +41,15 @@ def test_load_runs_finds_single_and_seeded_runs(tmp_path):
     assert [r.complete for r in groups["dense"]] == [True, True, False]
     assert groups["dense"][0].analysis == {"val_loss": 1.5} and groups["dense"][2].analysis == {}
     assert groups["dense"][1].metrics[-1] == {"step": 10, "loss": 1.5}
+
+
+def test_seeds_come_in_numeric_order(tmp_path):
+    """Seed 10 after seed 2, for every reader that takes runs in order (e.g. Part 7.5's 'lowest seed')."""
+    for s in (10, 2, 1):
+        write_run(tmp_path / f"seed-{s}" / "neural", "neural", s)
+        (tmp_path / f"seed-{s}" / "lab.json").write_text(json.dumps({"seed": s}))
+    assert [r.seed for r in load_runs(tmp_path)] == [1, 2, 10]
+    assert [f["seed"] for f in lab_files(tmp_path, "lab.json")] == [1, 2, 10]
 
 
 def test_truncated_last_line_is_skipped_with_a_warning(tmp_path):

@@ -278,11 +278,33 @@ def test_reports_read_every_seed_of_a_sweep(tmp_path, lab):
 
 def test_sweep_command_ends_with_the_report_over_every_seed(tmp_path, monkeypatch):
     """`nnlabs sweep` writes the lab's report over all its seeds once every seed has finished."""
-    monkeypatch.setattr(sweep, "sweep", lambda *a, **k: [{"seed": 0, "ok": True}, {"seed": 1, "ok": True}])
+    ok = [{"lab": "act", "seed": 0, "ok": True}, {"lab": "act", "seed": 1, "ok": True}]
+    monkeypatch.setattr(sweep, "sweep_labs", lambda *a, **k: ok)
     reported = []
     monkeypatch.setattr("nnlabs.labs.act.report", lambda out: reported.append(out))
     assert sweep.main(["act", "--seeds", "2", "--budget", "tiny", "--out", str(tmp_path / "act")]) == 0
     assert reported == [tmp_path / "act"]
-    monkeypatch.setattr(sweep, "sweep", lambda *a, **k: [{"seed": 0, "ok": False}])
+    monkeypatch.setattr(sweep, "sweep_labs", lambda *a, **k: [{"lab": "act", "seed": 0, "ok": False}])
     assert sweep.main(["act", "--seeds", "1", "--budget", "tiny", "--out", str(tmp_path / "act")]) == 1
     assert reported == [tmp_path / "act"]  # a failed seed: no report over a partial sweep
+
+
+def test_several_labs_share_one_pool_longest_first(tmp_path, monkeypatch):
+    """`make labs`: every lab in <runs>/<lab>/seed-<s>, the later (longer) parts queued first; a lab's
+    report is written when its seeds finished, not when another lab's failed."""
+    monkeypatch.setattr(sweep, "command", fake_lab({1: "crash"}))
+    reported = []
+    for lab in ("tour", "act"):
+        monkeypatch.setattr(f"nnlabs.labs.{lab}.report", lambda out: reported.append(out.name))
+    started = []
+    run_seed = sweep.run_seed
+    monkeypatch.setattr(sweep, "run_seed", lambda s: started.append((s.lab, s.seed)) or run_seed(s))
+    assert sweep.main(["tour", "act", "--seeds", "1", "--budget", "tiny", "--runs", str(tmp_path), "--jobs", "1"]) == 0
+    assert started == [("act", 0), ("tour", 0)] and sorted(reported) == ["act", "tour"]
+    assert all((tmp_path / lab / "seed-0" / sweep.MARKER).exists() for lab in ("act", "tour"))
+    # seed 1 of both crashes: no report for either; tour's and act's finished seed 0 are skipped
+    reported.clear()
+    assert sweep.main(["tour", "act", "--seeds", "2", "--budget", "tiny", "--runs", str(tmp_path)]) == 1
+    assert reported == [] and sorted(started[2:]) == [("act", 1), ("tour", 1)]
+    with pytest.raises(UserError, match="--out names one lab"):
+        sweep.main(["tour", "act", "--seeds", "1", "--out", str(tmp_path)])

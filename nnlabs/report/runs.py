@@ -45,12 +45,18 @@ class Run:
                    analysis=read_json(analysis) if analysis.exists() else {})
 
 
+def seed_number(seed_dir: Path) -> int:
+    """The s of a sweep's `seed-<s>/` folder: seeds sort by number (a path sort puts seed-10 before seed-2)."""
+    return int(seed_dir.name.removeprefix("seed-"))
+
+
 def run_dirs(lab_dir: str | Path) -> list[Path]:
-    """Every run directory under a lab's folder: `<run>/` and, from sweeps, `seed-<s>/<run>/`."""
+    """Every run directory under a lab's folder: `<run>/` and, from sweeps, `seed-<s>/<run>/`, lowest seed first."""
     lab_dir = Path(lab_dir)
-    found = [p.parent for p in lab_dir.glob("*/config.json")]
-    found += [p.parent for p in lab_dir.glob("seed-*/*/config.json")]
-    return sorted(found)
+    found = sorted(p.parent for p in lab_dir.glob("*/config.json"))
+    found += sorted((p.parent for p in lab_dir.glob("seed-*/*/config.json")),
+                    key=lambda run: (seed_number(run.parent), run.name))
+    return found
 
 
 def lab_files(lab_dir: str | Path, name: str) -> list[dict]:
@@ -58,7 +64,7 @@ def lab_files(lab_dir: str | Path, name: str) -> list[dict]:
     one `nnlabs lab`, in each `seed-<s>/` for a sweep — read from every place it is, lowest seed first."""
     lab_dir = Path(lab_dir)
     found = [lab_dir / name] if (lab_dir / name).exists() else []
-    found += sorted(lab_dir.glob(f"seed-*/{name}"), key=lambda p: int(p.parent.name.removeprefix("seed-")))
+    found += sorted(lab_dir.glob(f"seed-*/{name}"), key=lambda p: seed_number(p.parent))
     return [read_json(p) for p in found]
 
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nnlabs.labs import lab_parser
-from nnlabs.labs.dreamcoder.dsl import arrow, parse, parse_type_name, size, to_value
+from nnlabs.labs.dreamcoder.dsl import MAX_INT, MAX_LIST, arrow, parse, parse_type_name, size, to_value
 from nnlabs.labs.dreamcoder.head_to_head import run_head_to_head
-from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tasks
+from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tasks, worker_processes
 from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop, write_config
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.rundir import claim, finished
@@ -60,9 +61,15 @@ RUNS = ("full", "no_recognition", "no_learning")
 # tasks: from the pack, or from any file in DreamCoder's list-task JSON layout
 
 
-def tasks_from_json(text: str, source: str) -> list[Task]:
+class Unsupported(Exception):
+    """A well-formed task this lab cannot run (a type its DSL lacks, values beyond its interpreter's
+    bounds): skipped and counted, not an error."""
+
+
+def tasks_from_json(text: str, source: str, skipped: dict[str, list[str]] | None = None) -> list[Task]:
     """Tasks from DreamCoder's list-task layout, each field checked: one sentence naming the task and the
-    problem (a file from anywhere must not crash, hang or recurse the search)."""
+    problem (a file from anywhere must not crash, hang or recurse the search). A task the lab cannot run
+    is left out and its name added to `skipped[reason]`."""
     try:
         items = json.loads(text)
     except (ValueError, RecursionError) as e:
@@ -71,7 +78,15 @@ def tasks_from_json(text: str, source: str) -> list[Task]:
     if not isinstance(items, list) or not items:
         raise UserError(f"{source} must hold a non-empty JSON list of tasks ([{{name, type: {{input, output}}, "
                         "examples: [{i, o}]}]); fix the file or omit the flag to use the pack")
-    return [task_from_json(t, f"{source}: task {k}") for k, t in enumerate(items, start=1)]
+    tasks = []
+    for k, t in enumerate(items, start=1):
+        try:
+            tasks.append(task_from_json(t, f"{source}: task {k}"))
+        except Unsupported as why:
+            (skipped if skipped is not None else {}).setdefault(str(why), []).append(t["name"])
+    if not tasks:
+        raise UserError(f"{source}: none of its {len(items)} tasks can run here ({'; '.join(skipped or {})})")
+    return tasks
 
 
 TASK_VALUES = {"int": int, "bool": bool, "list-of-int": int, "list-of-bool": bool}
@@ -87,8 +102,10 @@ def task_from_json(t, where: str) -> Task:
     if not isinstance(name, str) or not name:
         raise bad("has no name (a non-empty string)")
     where = f"{where} ({name[:40]})"
-    if not (isinstance(types, dict) and all(types.get(k) in TASK_VALUES for k in ("input", "output"))):
-        raise bad(f"needs type: {{input, output}}, each one of {', '.join(TASK_VALUES)}")
+    if not (isinstance(types, dict) and all(isinstance(types.get(k), str) for k in ("input", "output"))):
+        raise bad("needs type: {input, output}, each a type name such as list-of-int")
+    if not all(types[k] in TASK_VALUES for k in ("input", "output")):
+        raise Unsupported(f"a type the DSL cannot express (it has {', '.join(TASK_VALUES)})")
     if not isinstance(level, int) or isinstance(level, bool) or level < 0:
         raise bad(f"has level {level!r}; a level is an integer >= 0")
     if not isinstance(t.get("program", ""), str | None):
@@ -101,6 +118,9 @@ def task_from_json(t, where: str) -> Task:
         for key, side in (("i", "input"), ("o", "output")):
             if not matches(e[key], types[side]):
                 raise bad(f"example {n}'s {side} is not a value of type {types[side]}")
+            if not within_bounds(e[key]):
+                raise Unsupported(f"values beyond the interpreter's bounds (|int| <= {MAX_INT:,}, lists of at "
+                                  f"most {MAX_LIST})")
     request = arrow(parse_type_name(types["input"]), parse_type_name(types["output"]))
     return Task(name, request, [(to_value(e["i"]), to_value(e["o"])) for e in examples], t.get("program"), level)
 
@@ -113,21 +133,30 @@ def matches(v, type_name: str) -> bool:
     return type(v) is kind
 
 
-def load_tasks(args) -> tuple[list[Task], list[Task]]:
+def within_bounds(v) -> bool:
+    """Can the interpreter hold this value? (Its ints and lists are bounded, dsl.MAX_INT / MAX_LIST.)"""
+    if isinstance(v, list):
+        return len(v) <= MAX_LIST and all(within_bounds(x) for x in v)
+    return isinstance(v, bool) or -MAX_INT <= v <= MAX_INT
+
+
+def load_tasks(args) -> tuple[list[Task], list[Task], dict]:
+    """Training and held-out tasks, and where they came from: {"source", "skipped": {split: {reason: names}}}."""
     if args.train or args.test:
         if not (args.train and args.test):
             raise UserError("give both --train FILE and --test FILE (or neither, to use the pack)")
-        out = []
-        for path in (args.train, args.test):
+        out, skipped = [], {}
+        for split, path in (("train", args.train), ("test", args.test)):
             if not Path(path).exists():
                 raise UserError(f"task file {path} does not exist; pass a DreamCoder list-task JSON file")
-            out.append(tasks_from_json(Path(path).read_text(encoding="utf-8"), path))
-        return out[0], out[1]
+            out.append(tasks_from_json(Path(path).read_text(encoding="utf-8"), path, skipped.setdefault(split, {})))
+        return out[0], out[1], {"source": f"--train {args.train} --test {args.test}", "skipped": skipped}
     from nnlabs.pack import list_programs
 
     files = list_programs.build(args.pack_seed)
     return (tasks_from_json(files["list_programs/train.json"], "pack list_programs/train.json"),
-            tasks_from_json(files["list_programs/test.json"], "pack list_programs/test.json"))
+            tasks_from_json(files["list_programs/test.json"], "pack list_programs/test.json"),
+            {"source": f"the pack's list suite (seed {args.pack_seed})", "skipped": {}})
 
 
 def subsample(tasks: list[Task], n: int, rng: random.Random, curriculum: bool = False) -> list[Task]:
@@ -158,8 +187,30 @@ def parse_args(argv):
     p.add_argument("--train", help="training tasks (DreamCoder list-task JSON); default: the pack")
     p.add_argument("--test", help="held-out tasks (DreamCoder list-task JSON); default: the pack")
     p.add_argument("--cycles", type=int, help="override the budget's number of wake-sleep cycles")
-    p.add_argument("--processes", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--subsample", metavar="TRAIN,TEST", help="use this many training and held-out tasks of "
+                   "--train/--test, spread over their levels (default: the whole files; the pack is subsampled "
+                   "by the budget)")
+    p.add_argument("--processes", type=int, default=0, help="search worker processes (default: OMP_NUM_THREADS "
+                   "if set, as under nnlabs sweep, else all cores)")
     return p.parse_args(argv)
+
+
+def subsample_counts(flag: str | None) -> tuple[int, int]:
+    if flag is None:
+        return 0, 0
+    try:
+        n_train, n_test = (int(n) for n in flag.split(","))
+    except ValueError:
+        raise UserError(f"--subsample takes two counts, TRAIN,TEST (e.g. 40,20), not {flag!r}") from None
+    if n_train < 1 or n_test < 1:
+        raise UserError("--subsample counts must be at least 1")
+    return n_train, n_test
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the search workers)."""
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,10 +227,17 @@ def main(argv: list[str] | None = None) -> int:
 def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     """The three runs, timing.json and the report, in --out (claimed by `main`). Under --resume a finished
     run is kept and an unfinished one starts over (a wake-sleep cycle is not checkpointed)."""
-    train, test = load_tasks(args)
+    train, test, origin = load_tasks(args)
     rng = random.Random(args.seed)
-    train = subsample([t for t in train if t.level <= budget.max_level], budget.n_train, rng, curriculum=True)
-    test = subsample([t for t in test if t.level <= budget.max_level], budget.n_test, rng)
+    # the pack: the budget's levels and task counts; a user's files: whole, unless --subsample says otherwise
+    n_train, n_test = (budget.n_train, budget.n_test) if args.train is None else subsample_counts(args.subsample)
+    if args.train is None:
+        train, test = ([t for t in tasks if t.level <= budget.max_level] for tasks in (train, test))
+    given = {"train": len(train), "test": len(test)}
+    train = subsample(train, n_train, rng, curriculum=True)
+    test = subsample(test, n_test, rng)
+    (out / "tasks.json").write_text(json.dumps({**origin, "available": given, "used": {"train": len(train),
+                                                "test": len(test)}}, indent=1, sort_keys=True) + "\n")
     quiet = os.environ.get("CI") == "true"
 
     def progress(name, cycle, cycles, record):
@@ -192,6 +250,7 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
             print(f"      new {a['name']} ({a['suggested']}): {a['body']}  — used by {len(a['helps'])} task(s)")
 
     t0 = time.perf_counter()
+    cpu0 = cpu_seconds()
     common = dict(cycles=budget.cycles, programs=budget.programs, seconds=budget.seconds, dreams=budget.dreams,
                   recognition_steps=budget.recognition_steps, seed=args.seed, processes=args.processes,
                   compressor=args.compressor)
@@ -210,8 +269,12 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     if args.train is None and not (args.resume and finished(out / "neural")):
         run_head_to_head(out, args.budget, args.seed, args.pack_seed)
     total = time.perf_counter() - t0
+    # what the run used, not what the machine has: CPU seconds (ours and the search workers') per second
+    cpu = cpu_seconds() - cpu0
     (out / "timing.json").write_text(json.dumps({"budget": args.budget, "wall_s": round(total, 2),
-                                                 "cores": os.cpu_count()}, sort_keys=True) + "\n")
+                                                 "processes": args.processes or worker_processes(),
+                                                 "cores_used": round(cpu / max(total, 1e-9), 2)},
+                                                sort_keys=True) + "\n")
     from nnlabs.labs.dreamcoder.report import report
 
     report(out)

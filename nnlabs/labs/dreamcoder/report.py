@@ -234,6 +234,19 @@ def seeds_section(groups: dict[str, list[Run]]) -> list[str]:
     return lines + [""]
 
 
+def tasks_sentence(tasks: dict | None) -> str:
+    """Which tasks the run used: how many of how many, from where, and what was skipped and why."""
+    if tasks is None:
+        return "Tasks: not recorded (a run from before tasks.json)."
+    used, available = tasks["used"], tasks["available"]
+    parts = [f"{used[s]} of {available[s]}" if used[s] < available[s] else f"all {used[s]}" for s in ("train", "test")]
+    text = f"Tasks: {parts[0]} training and {parts[1]} held-out tasks from {tasks['source']}"
+    text += " (subsampled, spread over levels)." if used != available else "."
+    skipped = [f"{len(names)} {split} task(s) with {reason}" for split, reasons in tasks["skipped"].items()
+               for reason, names in reasons.items()]
+    return text + (f" Skipped: {'; '.join(skipped)}." if skipped else "")
+
+
 def write_report(out: Path, runs: dict, ba, groups: dict[str, list[Run]]) -> None:
     full = runs["full"]
     seeds = sorted({r.seed for rs in groups.values() for r in rs})
@@ -242,8 +255,10 @@ def write_report(out: Path, runs: dict, ba, groups: dict[str, list[Run]]) -> Non
     lines = ["# Part 7 — DreamCoder lab: library learning on list programs", "",
              f"Budget `{timing.get('budget', '?')}`: {cfg['cycles']} wake–sleep cycles, at most "
              f"{cfg['programs']} programs tried and {cfg['seconds']} s per task per wake, compressor "
-             f"`{cfg['compressor']}`. Whole run (three conditions + report): {timing.get('wall_s', '?')} s on "
-             f"{timing.get('cores', '?')} cores.", "", seeds_sentence(seeds)
+             f"`{cfg['compressor']}`. Whole run (three conditions + report): {timing.get('wall_s', '?')} s with "
+             f"{timing.get('processes', '?')} search worker process(es), {timing.get('cores_used', '?')} cores busy on "
+             "average (CPU seconds per second).", "", tasks_sentence(next(iter(lab_files(out, "tasks.json")), None)),
+             "", seeds_sentence(seeds)
              + (f" The per-cycle table, the library and the before/after example are seed {seeds[0]}'s; *Across "
                 "seeds* decides the verdicts." if len(seeds) > 1 else ""), "",
              "## Solved fraction per cycle", ""]

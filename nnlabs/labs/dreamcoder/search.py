@@ -32,6 +32,7 @@ import gc
 import heapq
 import math
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
@@ -705,10 +706,18 @@ def known_outputs(en: Enumerator, task: Task) -> list[tuple[int, object]]:
     return [(rows[(x,)], y) for x, y in task.examples if (x,) in rows]
 
 
+def worker_processes() -> int:
+    """The CPU threads this process was given (OMP_NUM_THREADS, which the sweep sets per run), else every
+    core: a lab sharing the machine under a sweep searches with its share, not the whole machine."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else mp.cpu_count()
+
+
 def solve_tasks(tasks, g: Grammar, weights, budget: SearchBudget, processes: int = 0) -> list[dict]:
-    """Solve tasks in parallel over all cores (one task per worker at a time); weights[i] is task i's."""
+    """Solve tasks in parallel, one task per worker at a time (default: `worker_processes()`); weights[i]
+    is task i's. The programs cap is the budget, so the number of workers never changes a result."""
     jobs = [(t, g, w, budget) for t, w in zip(tasks, weights)]
-    processes = processes or mp.cpu_count()
+    processes = processes or worker_processes()
     if processes == 1 or len(jobs) <= 1:
         return [solve_task(j) for j in jobs]
     with mp.get_context("fork").Pool(processes) as pool:

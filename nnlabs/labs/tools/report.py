@@ -495,9 +495,18 @@ def seeds_section(every: dict[int, tuple[list[dict], dict | None]]) -> list[str]
                      + "; call rate on near-miss keys "
                      + dream_diff(lambda a: a["modes"]["learned"]["near_miss_key"]["call_rate"], True,
                                   ("calls more", "calls less", "within noise"))
+                     + " points, accuracy on them "
+                     + dream_diff(lambda a: a["modes"]["learned"]["near_miss_key"]["accuracy"], True,
+                                  ("helped", "hurt", "within noise"))
                      + " points; needs-tool accuracy "
                      + dream_diff(lambda a: a["modes"]["learned"]["needs_tool"]["accuracy"], True,
-                                  ("helped", "hurt", "within noise")) + " points.")
+                                  ("helped", "hurt", "within noise"))
+                     + " points; on the frontier, accuracy over all queries "
+                     + dream_diff(lambda a: a["modes"]["learned"]["all"]["accuracy"], True,
+                                  ("helped", "hurt", "within noise"))
+                     + " points at compute per query "
+                     + dream_diff(lambda a: a["modes"]["learned"]["all"]["compute_per_query"], False,
+                                  ("cheaper", "dearer", "no different within noise"), scale=1e-6) + " M MACs.")
     if len(seeds) == 1:
         lines.append(f"- One seed: every difference above is a single run's ({ONE_SEED}); "
                      "`nnlabs sweep tools --seeds 3` gives intervals.")
