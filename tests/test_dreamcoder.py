@@ -78,6 +78,32 @@ def test_interpreter_semantics_and_budget():
         evaluate(explode, tuple(range(40)))
 
 
+def test_dreamcoder_base_has_no_filter_and_builds_it_from_fold():
+    """`--base dreamcoder`: DreamCoder's list primitives; filter is a fold away; unfold, is-prime, is-square
+    behave as in DreamCoder; the lab's base is unchanged."""
+    from nnlabs.labs.dreamcoder.dsl import BASES, base_grammar
+
+    names = [p.name for p in base_grammar("dreamcoder")]
+    assert "filter" not in names and {"fold", "unfold", "is-prime", "is-square"} <= set(names) and len(names) == 22
+    assert [p.name for p in base_grammar()] == list(BASES["lab"]) and "filter" in BASES["lab"]
+    filter_from_fold = parse("(lam (fold $0 empty (lam (lam (if (gt? $1 2) (cons $1 $0) $0)))))")
+    assert str(typeof(filter_from_fold)) == "list(int) -> list(int)"
+    assert evaluate(filter_from_fold, (1, 3, 5, 2)) == (3, 5)
+    from nnlabs.labs.dreamcoder.wake_sleep import suggest_name
+
+    assert suggest_name("(lam (lam (fold $0 empty (lam (lam (if ($3 $1) (cons $1 $0) $0))))))") == "filter from fold"
+    assert suggest_name("(lam (fold $0 0 (lam (lam (+ $1 $0)))))") == "sum-like fold"
+    # unfold x stop f next: the countdown from x, as DreamCoder's
+    countdown = parse("(lam (unfold $0 (lam (eq? $0 0)) (lam $0) (lam (- $0 1))))")
+    assert evaluate(countdown, 4) == (4, 3, 2, 1)
+    with pytest.raises(EvalError):  # a stop that never comes: the list bound ends it
+        evaluate(parse("(lam (unfold $0 (lam (gt? 0 1)) (lam $0) (lam (+ $0 1))))"), 0)
+    primes = parse("(lam (map (lam (is-prime $0)) $0))")
+    assert evaluate(primes, (0, 1, 2, 3, 4, 9, 11, -7)) == (False, False, True, True, False, False, True, False)
+    squares = parse("(lam (map (lam (is-square $0)) $0))")
+    assert evaluate(squares, (0, 1, 2, 4, 15, 16, -4)) == (True, True, False, True, False, True, False)
+
+
 def test_enumeration_order_and_finds_a_small_program():
     g = Grammar()
     request = arrow(tlist(INT), INT)

@@ -14,6 +14,7 @@ Three things live here, each small:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -607,6 +608,32 @@ def _if(c):
     return lambda t: lambda e: t if c else e  # only reached when `if` is partially applied
 
 
+def _unfold(x):
+    """unfold x stop f next = [] if stop x, else cons (f x) (unfold (next x) stop f next) — DreamCoder's."""
+    def with_stop(stop):
+        def with_f(f):
+            def with_next(nxt):
+                out, seed = [], x
+                while not stop(seed):
+                    tick()
+                    out.append(f(seed))
+                    _list(out)
+                    seed = nxt(seed)
+                return tuple(out)
+            return with_next
+        return with_f
+    return with_stop
+
+
+def _is_prime(n):
+    charge(max(0, math.isqrt(abs(n))))
+    return n > 1 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+def _is_square(n):
+    return n >= 0 and math.isqrt(n) ** 2 == n
+
+
 t0, t1 = TVar(0), TVar(1)
 _PRIMS = [
     ("map", arrow(arrow(t0, t1), tlist(t0), tlist(t1)), _map),
@@ -631,11 +658,27 @@ _PRIMS = [
     ("1", INT, 1),
     ("2", INT, 2),
     ("3", INT, 3),
+    ("unfold", arrow(t0, arrow(t0, BOOL), arrow(t0, t1), arrow(t0, t0), tlist(t1)), _unfold),
+    ("is-prime", arrow(INT, BOOL), _is_prime),
+    ("is-square", arrow(INT, BOOL), _is_square),
     ("fix", arrow(arrow(arrow(t0, t1), t0, t1), t0, t1), _fix),
 ]
 PRIMITIVES = {name: Prim(name, tp, value) for name, tp, value in _PRIMS}
-# what the enumerator may use: everything except general recursion
-BASE_GRAMMAR = tuple(p for name, p in PRIMITIVES.items() if name != "fix")
+# What the enumerator may build from (general recursion, `fix`, never). `lab`: the lab's base, with
+# `filter` and small constants, so filters with a predicate shape are within a short search. `dreamcoder`:
+# DreamCoder's own list primitives, no `filter` — filter, sum, max, ... must be discovered from fold.
+BASES = {
+    "lab": ("map", "filter", "fold", "range", "length", "index", "cons", "car", "cdr", "empty", "empty?", "if",
+            "+", "-", "*", "mod", "gt?", "eq?", "0", "1", "2", "3"),
+    "dreamcoder": ("map", "fold", "unfold", "range", "index", "length", "if", "+", "-", "empty", "cons", "car",
+                   "cdr", "empty?", "0", "1", "*", "mod", "gt?", "eq?", "is-prime", "is-square"),
+}
+
+
+def base_grammar(base: str = "lab") -> tuple:
+    """The base primitives, in a fixed order (the grammar's weights and the recognition model's outputs
+    follow it)."""
+    return tuple(PRIMITIVES[name] for name in BASES[base])
 
 
 def primitive(name: str) -> Prim:

@@ -20,7 +20,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nnlabs.labs import lab_parser
-from nnlabs.labs.dreamcoder.dsl import MAX_INT, MAX_LIST, arrow, parse, parse_type_name, size, to_value
+from nnlabs.labs.dreamcoder.dsl import (
+    BASES,
+    MAX_INT,
+    MAX_LIST,
+    arrow,
+    base_grammar,
+    parse,
+    parse_type_name,
+    size,
+    to_value,
+)
 from nnlabs.labs.dreamcoder.head_to_head import run_head_to_head
 from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tasks, worker_processes
 from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop, write_config
@@ -187,6 +197,9 @@ def parse_args(argv):
     p.add_argument("--train", help="training tasks (DreamCoder list-task JSON); default: the pack")
     p.add_argument("--test", help="held-out tasks (DreamCoder list-task JSON); default: the pack")
     p.add_argument("--cycles", type=int, help="override the budget's number of wake-sleep cycles")
+    p.add_argument("--base", choices=tuple(BASES), default="lab", help="base primitives: lab (with filter, the "
+                   "default) or dreamcoder (DreamCoder's list DSL without filter: filter, sum, max ... must be "
+                   "discovered from fold)")
     p.add_argument("--subsample", metavar="TRAIN,TEST", help="use this many training and held-out tasks of "
                    "--train/--test, spread over their levels (default: the whole files; the pack is subsampled "
                    "by the budget)")
@@ -253,7 +266,7 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     cpu0 = cpu_seconds()
     common = dict(cycles=budget.cycles, programs=budget.programs, seconds=budget.seconds, dreams=budget.dreams,
                   recognition_steps=budget.recognition_steps, seed=args.seed, processes=args.processes,
-                  compressor=args.compressor)
+                  compressor=args.compressor, base=args.base)
     if not quiet:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
     if not (args.resume and finished(out / "full")):
@@ -287,7 +300,7 @@ def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path, budget_nam
     """The base grammar with the learners' total per-task budget, in one search per held-out task."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg, budget_name)
-    g = Grammar()
+    g = Grammar(base_grammar(cfg.base))
     budget = SearchBudget(programs=cfg.programs * cfg.cycles, seconds=cfg.seconds * cfg.cycles)
     t0 = time.perf_counter()
     results = solve_tasks(test, g, [g.log_weights] * len(test), budget, cfg.processes)

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nnlabs.labs.dreamcoder.dsl import (
-    BASE_GRAMMAR,
     BOOL,
     FAILED,
     INT,
@@ -57,6 +56,7 @@ from nnlabs.labs.dreamcoder.dsl import (
     apply_all,
     apply_rows,
     arguments_and_return,
+    base_grammar,
     compile_application,
     compile_lambda,
     compile_program,
@@ -98,7 +98,7 @@ class Task:
 @dataclass
 class Grammar:
     """Productions + log-weights (the last weight is the variable's)."""
-    productions: tuple = BASE_GRAMMAR
+    productions: tuple = field(default_factory=base_grammar)
     log_weights: list = field(default_factory=list)
 
     def __post_init__(self):

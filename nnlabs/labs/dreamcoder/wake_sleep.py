@@ -25,7 +25,7 @@ import torch
 
 from nnlabs.labs import run_config
 from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
-from nnlabs.labs.dreamcoder.dsl import BASE_GRAMMAR, parse, show, size, to_json
+from nnlabs.labs.dreamcoder.dsl import base_grammar, parse, show, size, to_json
 from nnlabs.labs.dreamcoder.recognition import (
     MAX_EXAMPLES,
     MAX_LEN,
@@ -57,8 +57,10 @@ class LoopConfig:
     dreams: int = 100
     recognition_steps: int = 150
     seed: int = 0
-    # 0 = all cores
+    # 0 = search.worker_processes()
     processes: int = 0
+    # the base primitives (dsl.BASES): "lab" (with filter) or "dreamcoder" (DreamCoder's list DSL, no filter)
+    base: str = "lab"
 
 
 def suggest_name(body: str, bodies: dict | None = None) -> str:
@@ -75,6 +77,8 @@ def suggest_name(body: str, bodies: dict | None = None) -> str:
     if "filter" in has:
         return "filter-by-" + ("threshold" if "gt?" in has else "divisibility" if "mod" in has else
                                "equality" if "eq?" in has else "predicate")
+    if "fold" in has and "cons" in has:
+        return "filter from fold" if "if" in has else "map-like fold"
     if "fold" in has and "if" in has:
         return "max-like fold"
     if "fold" in has and "+" in has:
@@ -108,7 +112,7 @@ def run_loop(train: list[Task], test: list[Task], cfg: LoopConfig, run_dir: Path
     """Each cycle: wake, abstraction sleep, dream sleep, then one metrics line per split."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg, budget_name)
-    learner = Learner(Grammar(BASE_GRAMMAR))
+    learner = Learner(Grammar(base_grammar(cfg.base)))
     rng = random.Random(cfg.seed)
     by_name = {t.name: t for t in train}
     cycles, t_start = [], time.perf_counter()
@@ -182,7 +186,7 @@ def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfi
     new = [{"name": step["name"], "body": step["body"], "suggested": suggest_name(step["body"], bodies),
             "helps": [names[i] for i in step["uses"]]} for step in chosen.steps]
     learner.solutions = dict(zip(names, chosen.rewritten))
-    g = learner.grammar = Grammar(BASE_GRAMMAR + tuple(learner.library))
+    g = learner.grammar = Grammar(base_grammar(cfg.base) + tuple(learner.library))
     summaries = [summary(g, learner.solutions[n], by_name[n].request) for n in names]
     g.log_weights = fit_unigram(g, [s for s in summaries if s])
     return {"compression": compression, "new_abstractions": new}
