@@ -36,8 +36,8 @@ def test_training_pairs_supervise_only_what_the_model_writes():
     assert (dream.y[0, 0] == -1).all() and torch.equal(dream.y[0, 1], d.y[0, 1])
 
 
-class EndsRows(nn.Module):
-    """A stand-in model that only ever writes the end token: everything else in a row is the engine's."""
+class WritesNines(nn.Module):
+    """A stand-in model that never ends a row (it writes 9s): a called row is the engine's, end included."""
 
     def __init__(self):
         super().__init__()
@@ -45,7 +45,7 @@ class EndsRows(nn.Module):
 
     def forward(self, idx, targets=None):
         logits = torch.full((idx.size(0), idx.size(1), len(VOCAB)), -10.0)
-        logits[..., 0] = 10.0
+        logits[..., VOCAB.stoi["9"]] = 10.0
         return logits, None
 
 
@@ -57,7 +57,7 @@ class EndsRows(nn.Module):
 def test_the_engine_copies_the_query_into_the_call_and_splices_the_real_output_as_the_answer(query, call, output):
     splice = tool_splice(VOCAB, {"velmor": "731"})
     prompt = [0] + VOCAB.encode(query) + [VOCAB.stoi[ToolTokens.CALL]]
-    (out,) = generate_with_tools(EndsRows(), [prompt], splice)
+    (out,) = generate_with_tools(WritesNines(), [prompt], splice)
     assert VOCAB.decode(out) == f"{call}<RESULT>{output}<ANSWER>{output}" and out[-1] == 0
     trace = read_trace(VOCAB, [VOCAB.stoi[ToolTokens.CALL]] + out)
     assert (trace["call"], trace["output"], trace["answer"]) == (call, output, output)

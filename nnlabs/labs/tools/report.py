@@ -370,8 +370,8 @@ def write_report(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
               "- An exact tool path (≥ 99% on every needs-tool family when calling): "
               f"{'**met**' if exact >= 0.99 else '**not met**'}; "
               f"the worst family reaches {pct(exact)} with every call forced (c={mod['call_cost']:g} weights). "
-              "The engine copies the query into the call and writes the tool's output as the answer; the model "
-              "takes the decision and ends the row.",
+              "The engine copies the query into the call, writes the tool's output as the answer and ends the "
+              "row; the model takes the decision.",
               f"- Price sweep: {len(runs)} prices; the learned policies cover "
               + ("–" if sweep["area_fraction"] is None else f"{sweep['area_fraction']:.2f}")
               + " of the oracle's area over never-call (RouteLLM's APGR, with the oracle as the ceiling, on the "

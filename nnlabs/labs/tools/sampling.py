@@ -2,10 +2,12 @@
 
 Once a row ends with <CALL_TOOL> (sampled by the model, or forced into the prompt), `tool_splice` copies
 the query span into the call (`12*34=` → `calc(12*34)`, `velmor?` → `lookup(velmor)`), runs the pack's tool
-on it (parsed, never eval-ed) and splices the call, <RESULT>, the tool's output, <ANSWER> and the output
-again as the answer; the model ends the row. nanochat's engine forces a tool's output tokens the same way;
-we also force the call (so the tool path cannot fail on a call of a length never seen in training) and
-the answer (a model left to copy the output recomputed the sum from the query instead: docs/tools.md).
+on it (parsed, never eval-ed) and splices the call, <RESULT>, the tool's output, <ANSWER>, the output
+again as the answer, and the end of the row. nanochat's engine forces a tool's output tokens the same way;
+we also force the call (so the tool path cannot fail on a call of a length never seen in training), the
+answer (a model left to copy the output recomputed the sum from the query instead: docs/tools.md) and the
+end (a full-budget model left to end the row wrote on after the answer: `13+31=` → `441`). What the
+model decides is whether to call; once it calls, the answer is the tool's.
 
 `generate_with_tools` decodes many rows at once although they differ in length (queries of different
 lengths, tool outputs of different lengths): rows are right-padded, so every token keeps its position and
@@ -26,7 +28,7 @@ from nnlabs.spine.data import Vocab
 
 def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
     """When the row ends with <CALL_TOOL>: the call copied from the query, <RESULT>, the tool's output (≤ max_out
-    characters; 'error' for a call the tool refuses), <ANSWER> and the output again as the answer."""
+    characters; 'error' for a refused call), <ANSWER>, the output again as the answer, and the end (token 0)."""
     tok = ToolTokens
     call_id, result_id, answer_id = vocab.stoi[tok.CALL], vocab.stoi[tok.RESULT], vocab.stoi[tok.ANSWER]
     specials = {vocab.stoi[t] for t in (tok.CALL, tok.NO, tok.RESULT, tok.ANSWER)}
@@ -43,8 +45,8 @@ def tool_splice(vocab: Vocab, table: dict[str, str], max_out: int = 32):
             out = suite.run_call(call, table)[:max_out]
         except suite.ToolError:
             out = "error"
-        # the tool's output is the answer: the engine writes it, the model only ends the row
-        return vocab.encode(call) + [result_id] + vocab.encode(out) + [answer_id] + vocab.encode(out)
+        # the tool's output is the answer, and the whole answer: the engine writes it and ends the row
+        return vocab.encode(call) + [result_id] + vocab.encode(out) + [answer_id] + vocab.encode(out) + [0]
 
     return splice
 
@@ -61,7 +63,7 @@ def generate_with_tools(model: ToolUser, prompts: list[list[int]], splice: Calla
     # rows of similar length share a batch: less padding
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     for first in range(0, len(rows), rows_per_batch):
-        live = [i for i in order[first:first + rows_per_batch] if len(rows[i]) < block]
+        live = [i for i in order[first:first + rows_per_batch] if rows[i][-1] != stop_token and len(rows[i]) < block]
         while live:
             lengths = [len(rows[i]) for i in live]
             x = torch.tensor([rows[i] + [0] * (max(lengths) - len(rows[i])) for i in live])  # [n, W], right-padded
