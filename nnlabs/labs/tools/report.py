@@ -484,29 +484,29 @@ def seeds_section(every: dict[int, tuple[list[dict], dict | None]]) -> list[str]
              f"{saved.format('+.0f')}% ({verdict(saved, words=('cheaper', 'dearer', 'no cheaper within noise'))})."]
     dreamt = [s for s in seeds if per_seed[s][1]]
     if dreamt:
-        def dream_diff(value, higher_is_better, words, scale=100.0):
+        def dream_diff(value, higher_is_better, words, scale, unit):
             diff = paired({s: scale * value(per_seed[s][1]) for s in dreamt},
                           {s: scale * value(per_seed[s][2]) for s in dreamt}).diff
-            return f"{diff.format('+.1f' if scale == 100 else '+.3f')} ({verdict(diff, higher_is_better, words)})"
+            return f"{diff.format('+.1f' if scale == 100 else '+.3f')}{unit} ({verdict(diff, higher_is_better, words)})"
 
-        lines.append("- The dream state, against the run it continues (same seed, same price): ECE "
-                     + dream_diff(lambda a: a["calibration"]["ece"], False, ("better calibrated", "worse calibrated",
-                                                                             "within noise"), scale=1.0)
-                     + "; call rate on near-miss keys "
-                     + dream_diff(lambda a: a["modes"]["learned"]["near_miss_key"]["call_rate"], True,
-                                  ("calls more", "calls less", "within noise"))
-                     + " points, accuracy on them "
-                     + dream_diff(lambda a: a["modes"]["learned"]["near_miss_key"]["accuracy"], True,
-                                  ("helped", "hurt", "within noise"))
-                     + " points; needs-tool accuracy "
-                     + dream_diff(lambda a: a["modes"]["learned"]["needs_tool"]["accuracy"], True,
-                                  ("helped", "hurt", "within noise"))
-                     + " points; on the frontier, accuracy over all queries "
-                     + dream_diff(lambda a: a["modes"]["learned"]["all"]["accuracy"], True,
-                                  ("helped", "hurt", "within noise"))
-                     + " points at compute per query "
-                     + dream_diff(lambda a: a["modes"]["learned"]["all"]["compute_per_query"], False,
-                                  ("cheaper", "dearer", "no different within noise"), scale=1e-6) + " M MACs.")
+        def learned(group, key):
+            return lambda a: a["modes"]["learned"][group][key]
+
+        helped = ("helped", "hurt", "within noise")
+        # (what, its value in a run's analysis, higher is better, the verdict's words, scale, unit)
+        effects = [("ECE", lambda a: a["calibration"]["ece"], False,
+                    ("better calibrated", "worse calibrated", "within noise"), 1.0, ""),
+                   ("call rate on near-miss keys", learned("near_miss_key", "call_rate"), True,
+                    ("calls more", "calls less", "within noise"), 100.0, " points"),
+                   ("accuracy on near-miss keys", learned("near_miss_key", "accuracy"), True, helped, 100.0, " points"),
+                   ("needs-tool accuracy", learned("needs_tool", "accuracy"), True, helped, 100.0, " points"),
+                   ("on the frontier, accuracy over all queries", learned("all", "accuracy"), True, helped, 100.0,
+                    " points"),
+                   ("compute per query", learned("all", "compute_per_query"), False,
+                    ("cheaper", "dearer", "no different within noise"), 1e-6, " M MACs")]
+        lines.append("- The dream state, against the run it continues (same seed, same price): "
+                     + "; ".join(f"{what} {dream_diff(value, better, words, scale, unit)}"
+                                 for what, value, better, words, scale, unit in effects) + ".")
     if len(seeds) == 1:
         lines.append(f"- One seed: every difference above is a single run's ({ONE_SEED}); "
                      "`nnlabs sweep tools --seeds 3` gives intervals.")
