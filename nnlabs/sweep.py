@@ -216,8 +216,6 @@ def submit_ray(seeds: list[Seed], address: str | None):
 
 def plan(lab: str, seeds: list[int], budget: str, out: Path, threads: int) -> list[Seed]:
     """The seeds of one lab still to run under `out`/seed-<s> (a finished one is skipped, and said so)."""
-    if lab not in LABS:
-        raise UserError(f"unknown lab {lab!r}; choose one of: {', '.join(LABS)}")
     out = out.resolve()
     env = tuple((k, os.environ[k]) for k in FORWARD_ENV if k in os.environ)
     states = {s: seed_state(out / f"seed-{s}", budget) for s in seeds}
@@ -242,9 +240,12 @@ def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int =
     """`sweep` over several labs ({lab: its folder}) in one pool of jobs."""
     if jobs < 1 or (threads is not None and threads < 1):
         raise UserError("--jobs and --threads must be at least 1")
+    for lab in outs:
+        if lab not in LABS:
+            raise UserError(f"unknown lab {lab!r}; choose one of: {', '.join(LABS)}")
     threads = threads or max(1, cores() // jobs)
     # later parts search and sample more (README times): started first, the short labs fill the last gap
-    todo = [seed for lab in sorted(outs, key=lambda lab: -LABS[lab].part if lab in LABS else 0)
+    todo = [seed for lab in sorted(outs, key=lambda lab: -LABS[lab].part)
             for seed in plan(lab, seeds, budget, outs[lab], threads)]
     if not todo:
         return []

@@ -340,6 +340,10 @@ def test_task_files_are_used_whole_and_skips_are_counted(tmp_path):
     assert subsample_counts(None) == (0, 0) and subsample_counts("40,20") == (40, 20)
     with pytest.raises(UserError, match="TRAIN,TEST"):
         subsample_counts("40")
+    from nnlabs.labs.dreamcoder import main
+
+    with pytest.raises(UserError, match="the pack is subsampled by --budget"):  # not silently ignored
+        main(["--budget", "tiny", "--out", str(tmp_path / "o"), "--subsample", "4,2"])
     # a malformed task is still an error, naming the task
     (tmp_path / "bad.json").write_text(json.dumps([{"name": "x", "type": {"input": "list-of-int"}, "examples": []}]))
     with pytest.raises(UserError, match="task 1 \\(x\\)"):

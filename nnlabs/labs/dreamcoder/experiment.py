@@ -209,6 +209,7 @@ def parse_args(argv):
 
 
 def subsample_counts(flag: str | None) -> tuple[int, int]:
+    """--subsample TRAIN,TEST as two counts; (0, 0) = the whole files."""
     if flag is None:
         return 0, 0
     try:
@@ -240,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     """The three runs, timing.json and the report, in --out (claimed by `main`). Under --resume a finished
     run is kept and an unfinished one starts over (a wake-sleep cycle is not checkpointed)."""
+    if args.subsample and args.train is None:
+        raise UserError("--subsample cuts --train/--test files; the pack is subsampled by --budget")
     train, test, origin = load_tasks(args)
     rng = random.Random(args.seed)
     # the pack: the budget's levels and task counts; a user's files: whole, unless --subsample says otherwise
