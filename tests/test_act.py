@@ -14,6 +14,7 @@ from nnlabs.labs import act
 from nnlabs.labs.act import experiment, metrics
 from nnlabs.labs.act.data import VOCAB
 from nnlabs.labs.act.halting import ActConfig, HaltingUnit, RecurrentDepth
+from nnlabs.labs.act.router import RoutedDepth
 from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
@@ -130,6 +131,37 @@ def test_ponder_trains_on_the_expected_loss_and_halts_by_sampling_at_evaluation(
     torch.nn.init.constant_(m.halting.linear.bias, 0.0)  # lambda ~ 0.5: the draws differ between positions
     m(x, answer)  # with targets: one halting pass per example, the one its answer position drew
     assert (m.halting.steps == m.halting.steps[:, -1:]).all() and m.halting.steps.unique().numel() > 1
+
+
+def test_depth_router_trains_on_its_paths_and_runs_only_the_chosen_one():
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=V, block_size=6, n_layer=1, n_head=2, n_embd=C)
+    m = RoutedDepth(cfg, ActConfig(halting="router", max_steps=8, tau=0.1))
+    assert m.halting.depths == (2, 4, 8)
+    x, y = torch.randint(V, (3, 6)), torch.full((3, 6), -1)
+    y[:, 3] = torch.randint(V, (3,))  # one answer position per example
+    _, loss = m(x, y)
+    # training: every position runs to the cap; loss = mean_k L_k (every path answers every input)
+    #   + cross-entropy(router, k* = argmin_k L_k + tau d_k / d_max) (+ the reported NLL)
+    assert m.halting.steps.eq(8).all()
+    logits = m.halting.logits.view(3, 6, 3)
+    assert torch.equal(logits, logits[:, 3:4].expand(3, 6, 3))  # one decision per example: its answer position's
+    per_path = torch.stack([torch.nn.functional.cross_entropy(m.lm_head(m.ln_f(m.halting.passes[d - 1][2]))[3::6],
+                                                              y[:, 3], reduction="none") for d in (2, 4, 8)], -1)
+    best = (per_path + 0.1 * torch.tensor([2.0, 4.0, 8.0]) / 8).argmin(-1)  # [B]
+    router = torch.nn.functional.cross_entropy(logits[:, 3], best)
+    want = per_path.mean() + router + m.diagnostics["nll"]
+    assert float(loss) == pytest.approx(float(want.detach()), rel=1e-5)
+    loss.backward()
+    assert m.halting.linear.weight.grad.abs().sum() > 0
+    # evaluation: each example runs exactly the path its router picked, every position alike
+    m.eval()
+    with torch.no_grad():
+        torch.nn.init.zeros_(m.halting.linear.weight)
+        m.halting.linear.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))  # the middle path: 4 passes
+        calls = scripted(m, None)
+        m(x, y)
+    assert m.halting.steps.eq(4).all() and len(calls) == 4  # passes 5..8 never computed
 
 
 def expected_macs(m, calls, T):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
+from nnlabs.labs.dreamcoder.compress import adds_structure, compress, cost, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import (
     BOOL,
     INT,
@@ -240,6 +240,10 @@ def test_compression_keeps_no_abstraction_without_structure(corpus):
         while body.__class__ is Lam:
             body = body.body
         assert any(arg.__class__ in (App, Lam) for arg in spine(body)[1]), show(inv.body)
+    # the penalty is what refuses them: Stitch's objective alone keeps one and compresses further
+    free = compress([parse(t) for t in corpus], iterations=4, max_arity=3, structure_penalty=False)
+    assert not all(adds_structure(inv.body) for inv in free.abstractions)
+    assert free.ratio([parse(t) for t in corpus]) > result.ratio([parse(t) for t in corpus])
 
 
 def test_compression_finds_the_shared_abstraction():

@@ -20,6 +20,7 @@ from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
 from nnlabs.labs.act.looped import LoopedDepth
 from nnlabs.labs.act.metrics import evaluate, halting_trace, summarize, traced_examples
 from nnlabs.labs.act.report import report
+from nnlabs.labs.act.router import RoutedDepth
 from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.pack import algorithmic
 from nnlabs.spine.errors import UserError
@@ -34,6 +35,8 @@ MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from 
     "act_tau0.1": {"halting": "act", "tau": 0.1},
     # PonderNet with lambda_p of its geometric prior swept: the prior's mean is 1 / lambda_p passes (before the cap)
     **{f"ponder_lp{lp}": {"halting": "ponder", "prior": lp} for lp in (0.1, 0.2, 0.4)},
+    # depth experts (router.py): a router sends each example down a path of 2, 4 or 8 passes, at price tau
+    "router_tau0.1": {"halting": "router", "tau": 0.1},
 }
 ALL = tuple(MODELS)
 # 5.5: the shared block's feed-forward as a top-2 mixture of 4 experts (Part 4's MoE), upcycled from the
@@ -51,7 +54,7 @@ MODELS.update({"loop_horizon": {"halting": "horizon", "looped": True},
                "loop_wave": {"halting": "wavefront", "looped": True}})
 LOOPED = ("loop_horizon", "loop_act", "loop_wave")
 # the quick budget's addition: the depth curriculum, ACT at the two useful tau, one PonderNet
-ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2")
+ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2", "router_tau0.1")
 # Parity, parens, sortedness: attention sees only the previous position (and itself), so information crosses
 # one position per pass and the passes a position needs grow with how far back its answer depends. One pass
 # cannot see a whole parity string; eight can span the suite's training lengths. Addition sees the whole
@@ -76,8 +79,8 @@ class ActBudget:
 
 
 BUDGETS = {
-    "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder_lp0.2", "fixed2_moe4",
-                                        "act_tau0.001_moe4") + LOOPED},
+    "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder_lp0.2", "router_tau0.1",
+                                        "fixed2_moe4", "act_tau0.001_moe4") + LOOPED},
                       iters=12, grow=6, finetune=6, batch=16, n_embd=16, max_steps=2, lr=1e-3, exit=(0.9,),
                       sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}, loop_iters=12),
     "quick": ActBudget(tasks={"parity": ALL + MOE + LOOPED, "addition": ADDITION}, iters=300, grow=800,
@@ -90,6 +93,11 @@ BUDGETS = {
 }
 
 
+# rows of the position table: fixed, so that a seed's initial weights do not depend on the longest row of
+# the data (pack v3's longer parity lengthgen moved every draw after the table's and with them the results)
+POSITIONS = 32
+
+
 def build_model(budget: ActBudget, name: str, block_size: int, task: str = "parity") -> RecurrentDepth:
     spec = {"max_steps": budget.max_steps, "window": WINDOW[task], **MODELS[name]}
     experts, looped = spec.pop("experts", 0), spec.pop("looped", False)
@@ -100,6 +108,8 @@ def build_model(budget: ActBudget, name: str, block_size: int, task: str = "pari
     config = ModelConfig(vocab_size=len(VOCAB), block_size=block_size, n_layer=1, n_head=4, n_embd=budget.n_embd)
     if looped:
         return LoopedDepth(config, ActConfig(**spec))
+    if spec["halting"] == "router":
+        return RoutedDepth(config, ActConfig(**spec))
     if not experts:
         return RecurrentDepth(config, ActConfig(**spec))
     moe = MoEConfig(n_experts=experts, top_k=TOP_K)
@@ -136,8 +146,10 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
     """Train one model (from scratch, or from the run `init_from`), evaluate it, and write its run
     directory (+ one directory per early-exit threshold in `exits`, which reuse this model)."""
     block_size = max(seq_len(r) for rows in splits.values() for r in rows)
+    if block_size > POSITIONS:
+        raise UserError(f"{task}: rows of {block_size} characters do not fit the model's {POSITIONS} positions")
     torch.manual_seed(args.seed)
-    model = build_model(budget, name, block_size, task)
+    model = build_model(budget, name, POSITIONS, task)
     iters = budget.loop_iters if isinstance(model, LoopedDepth) else budget.iters
     if init_from is not None:
         iters = budget.finetune if model.act.halting != "fixed" else budget.grow
@@ -168,7 +180,7 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
         analysis = {"task": task, "model": run_name, "kind": kind, "max_steps": model.act.max_steps,
                     "experts": MODELS.get(run_name, {}).get("experts", 0),
                     "looped": MODELS.get(run_name, {}).get("looped", False),
-                    "tau": model.act.tau if kind == "act" else None, "exit_threshold": threshold,
+                    "tau": model.act.tau if kind in ("act", "router") else None, "exit_threshold": threshold,
                     "train_s": round(train_s, 2), "splits": {}}
         for split in ("test", "lengthgen"):
             records = evaluate(model, splits[split], threshold)

@@ -1,6 +1,6 @@
 const $ = id => document.getElementById(id);
 const KINDS = {fixed: ['#7f7f7f', 'fixed depth'], act: ['#1f77b4', 'ACT, τ swept'], ponder: ['#2ca02c', 'PonderNet'],
-               exit: ['#ff7f0e', 'confidence exit']};
+               router: ['#9467bd', 'depth router'], exit: ['#ff7f0e', 'confidence exit']};
 const task = () => DATA.tasks[$('task').value];
 const actPoints = () => task().points.filter(p => p.kind === 'act');
 const pct = v => (100 * v).toFixed(1) + '%';

@@ -14,13 +14,15 @@ from nnlabs.report.explorable import write_html
 
 
 def point_label(a: dict) -> str:
-    """How the chart names a run: its depth, τ, PonderNet prior or exit threshold."""
+    """How the chart names a run: its depth, τ, PonderNet prior, router price or exit threshold."""
     if a["kind"] == "fixed":
         return f"{a['max_steps']} pass{'es' * (a['max_steps'] > 1)}"
     if a["kind"] == "act":
         return f"τ = {a['tau']:g}"
     if a["kind"] == "ponder":
         return f"PonderNet λp = {a['config']['act']['prior']:g}" if a.get("config") else a["model"]
+    if a["kind"] == "router":
+        return f"depth router τ = {a['tau']:g}"
     return f"exit at confidence {a['exit_threshold']:g}"
 
 

@@ -17,6 +17,7 @@ from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 @dataclass(frozen=True)
 class ActConfig:
     # 'fixed' (always max_steps passes) | 'act' (Graves) | 'ponder' (PonderNet) | 'horizon'/'wavefront' (looped.py)
+    # | 'router' (router.py: one of a few depths per example)
     halting: str = "act"
     max_steps: int = 8  # passes of the shared block: exactly this many when fixed, at most this many otherwise
     tau: float = 0.01  # ACT: weight of the ponder cost in the loss

@@ -12,6 +12,7 @@ import torch
 from nnlabs.labs.act import extrapolation
 from nnlabs.labs.act.explorable import write_explorable
 from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass
+from nnlabs.labs.act.router import depth_paths
 from nnlabs.pack import algorithmic
 from nnlabs.report.figures import new_figure, plt, save
 from nnlabs.report.runs import lab_files, load_runs
@@ -19,9 +20,11 @@ from nnlabs.report.stats import LEVEL, SEED_ALPHA, cell, mean_ci, paired, seeds_
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
-COLORS = {"fixed": "#7f7f7f", "act": "#1f77b4", "ponder": "#2ca02c", "exit": "#ff7f0e"}
+COLORS = {"fixed": "#7f7f7f", "act": "#1f77b4", "ponder": "#2ca02c", "router": "#9467bd", "exit": "#ff7f0e"}
 LABEL_OFFSETS = {"fixed": ((5, -9), "left"), "act": ((-5, 3), "right"), "ponder": ((5, 5), "left"),
-                 "exit": ((-5, -10), "right"), "moe": ((6, -3), "left")}
+                 "router": ((5, -3), "left"), "exit": ((-5, -10), "right"), "moe": ((6, -3), "left")}
+# the models that choose their own depth (the early exit reuses a fixed model; it joins where said)
+ADAPTIVE = ("act", "ponder", "router")
 
 
 
@@ -73,7 +76,7 @@ def fig_halting_by_difficulty(runs, out: Path):
     fig, axes = new_figure(len(runs), 1, width=4.2, height=3.4)
     for ax, (task, rs) in zip(axes[0], runs.items()):
         field = algorithmic.FIELDS[task][0]
-        adaptive = [a for a in dense(rs) if a["kind"] in ("act", "ponder", "exit")]  # the same models per task
+        adaptive = [a for a in dense(rs) if a["kind"] in ADAPTIVE + ("exit",)]  # the same models per task
         for i, a in enumerate(adaptive):
             ex = a["splits"]["test"]["examples"] + a["splits"]["lengthgen"]["examples"]
             b = by_bucket(ex, field)
@@ -120,7 +123,7 @@ def dense(rs: list[dict]) -> list[dict]:
 
 
 def best_adaptive(rs: list[dict]) -> dict | None:
-    adaptive = [a for a in dense(rs) if a["kind"] in ("act", "ponder")]
+    adaptive = [a for a in dense(rs) if a["kind"] in ADAPTIVE]
     return max(adaptive, key=accuracy_then_cheapness) if adaptive else None
 
 
@@ -235,7 +238,7 @@ def fig_routing_by_pass(runs, out: Path):
     save(fig, out / "figures" / "moe_routing_by_pass", source=str(out))
 
 
-ORDER = {"fixed": 0, "act": 1, "ponder": 2, "exit": 3, "horizon": 4, "wavefront": 5}
+ORDER = {"fixed": 0, "act": 1, "ponder": 2, "router": 3, "exit": 4, "horizon": 5, "wavefront": 6}
 
 
 def analyses(out: Path) -> dict[str, list[dict]]:
@@ -315,6 +318,7 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
              markdown_table(["model", "seeds", "test acc", "lengthgen acc", "seeds solved", "passes at answer",
                              "passes / position", "MACs / example (M)"], rows), ""]
     lines += adaptive_verdict(by_model)
+    lines += router_lines(task, by_model)
     ponder = [(name, group) for name, group in by_model.items() if group[0]["kind"] == "ponder"]
     if ponder:
         lines += ["PonderNet halts at evaluation by sampling its halting pass (probability lambda_n at pass n), as "
@@ -329,6 +333,40 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
     return lines
 
 
+def router_lines(task: str, by_model: dict[str, list[dict]]) -> list[str]:
+    """Depth experts (router.py): the path the router chose by difficulty over test ∪ lengthgen (mean passes
+    and share of examples sent down the deepest path, mean ± interval over seeds), and whether it sends
+    harder inputs deeper: the per-seed Pearson r of difficulty and the chosen depth, decided by its interval."""
+    field, lines = algorithmic.FIELDS[task][0], []
+    for name, group in by_model.items():
+        if group[0]["kind"] != "router" or group[0].get("experts"):
+            continue
+        examples = [a["splits"]["test"]["examples"] + a["splits"]["lengthgen"]["examples"] for a in group]
+        buckets = [by_bucket(ex, field) for ex in examples]
+        deepest = group[0]["max_steps"]
+        # per seed and difficulty: the share of examples the router sent down the deepest path
+        deep = [{k: sum(r["steps_answer"] == deepest for r in ex if r[field] == k) / b[k]["n"] for k in b}
+                for ex, b in zip(examples, buckets)]
+        keys = sorted({k for b in buckets for k in b})
+        rows = [[str(k), cell([b[k]["steps_answer"] for b in buckets if k in b], ".2f"),
+                 cell([d[k] for d in deep if k in d], ".0f", 100),
+                 cell([b[k]["acc"] for b in buckets if k in b], ".1f", 100)] for k in keys]
+        rs = [x for x in (halting_correlation(a, field, ("test", "lengthgen")) for a in group) if x is not None]
+        r = mean_ci(rs) if rs else None
+        word = r and verdict(r, words=("sends harder inputs deeper", "sends harder inputs shallower",
+                                       "does not route by difficulty, within noise"))
+        lo, hi = algorithmic.LENGTHS[task][0]
+        lines += [f"**Depth experts ({name}):** after the first pass a router picks one path per example — "
+                  f"{', '.join(map(str, depth_paths(deepest)))} passes — trained on the expected loss over the "
+                  f"paths plus τ = {group[0]['tau']:g} times the expected depth (router.py). Its choice by {field} "
+                  f"(training {lo}–{hi}; test ∪ lengthgen; mean ± interval over {len(group)} seed(s)):", "",
+                  markdown_table([field, "passes chosen", f"% sent {deepest} deep", "accuracy %"], rows), "",
+                  "The router chose one path for every input on every seed." if r is None else
+                  f"r({field}, passes chosen) per seed: {r.format('+.2f')} — "
+                  + ("no verdict from one seed." if r.n < 2 else f"the router {word}."), ""]
+    return lines
+
+
 def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
     """Did adaptive depth help? The adaptive model with the best mean accuracy (then the least compute)
     against the cheapest fixed depth as accurate as the best fixed one (mean within 1 point) — beating a
@@ -336,7 +374,7 @@ def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
     compute saved in % of the fixed model's."""
     dense_models = {m: g for m, g in by_model.items() if not g[0].get("experts")}
     fixed = [g for g in dense_models.values() if g[0]["kind"] == "fixed"]
-    adaptive = [g for g in dense_models.values() if g[0]["kind"] in ("act", "ponder", "exit")]
+    adaptive = [g for g in dense_models.values() if g[0]["kind"] in ADAPTIVE + ("exit",)]
     if not fixed or not adaptive:
         return []
 
@@ -458,7 +496,7 @@ def write_report(runs, out: Path, every_seed) -> None:
                 return a["splits"]["test"]["macs_per_example"]
 
             fixed = min((a for a in good if a["kind"] == "fixed"), key=macs)
-            cheapest = min((a for a in good if a["kind"] in ("act", "ponder", "exit")), key=macs, default=None)
+            cheapest = min((a for a in good if a["kind"] in ADAPTIVE + ("exit",)), key=macs, default=None)
             saved = 1 - macs(cheapest) / macs(fixed) if cheapest else 0.0
             if cheapest and saved > 0.05:
                 lines.append(f"The cheapest adaptive model within 1 point of {deepest['model']} is "

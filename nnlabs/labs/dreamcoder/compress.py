@@ -227,14 +227,17 @@ def adds_structure(pattern: Program) -> bool:
     return any(a.__class__ in (App, Lam) for a in args)
 
 
-def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, rescore: int = 12) -> Compression:
-    """Accept the best abstraction while it shortens corpus + library; rewrite; repeat."""
+def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, rescore: int = 12,
+             structure_penalty: bool = True) -> Compression:
+    """Accept the best abstraction while it shortens corpus + library; rewrite; repeat. Without the
+    structure penalty the objective is exactly Stitch's: what the lab records to compare the two searches."""
     t0 = time.perf_counter()
     programs, library, steps = list(programs), [], []
     for k in range(iterations):
         before = sum(cost(p) for p in programs)
         best = None
-        candidates = [(pat, score) for pat, score in propose(programs, max_arity) if adds_structure(pat)]
+        candidates = [(pat, score) for pat, score in propose(programs, max_arity)
+                      if adds_structure(pat) or not structure_penalty]
         for pat, (estimate, arity) in candidates[:rescore]:
             if estimate <= 0:
                 break

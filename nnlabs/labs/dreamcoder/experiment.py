@@ -41,7 +41,8 @@ from nnlabs.spine.rundir import claim, finished
 @dataclass(frozen=True, kw_only=True)
 class DreamCoderBudget:
     """Tasks (train, held-out: 0 = all; the highest curriculum level), wake–sleep cycles, per task per
-    wake the programs tried and seconds, and for dream sleep the dreams and recognition training steps.
+    wake the programs tried and seconds, for dream sleep the dreams and recognition training steps, and
+    the base primitives (dsl.BASES) unless --base says otherwise.
     The programs cap is the budget; the seconds cap is only a safety net set well above it, so results
     don't depend on the machine's speed."""
 
@@ -54,6 +55,7 @@ class DreamCoderBudget:
     seconds: float
     dreams: int
     recognition_steps: int
+    base: str = "lab"
 
 
 BUDGETS = {budget.name: budget for budget in (
@@ -62,7 +64,7 @@ BUDGETS = {budget.name: budget for budget in (
     DreamCoderBudget(name="quick", n_train=40, n_test=20, max_level=3, cycles=3, programs=1500, seconds=10.0,
                      dreams=100, recognition_steps=150),
     DreamCoderBudget(name="full", n_train=0, n_test=0, max_level=3, cycles=4, programs=3000, seconds=20.0,
-                     dreams=300, recognition_steps=400),
+                     dreams=300, recognition_steps=400, base="dreamcoder"),
 )}
 RUNS = ("full", "no_recognition", "no_learning")
 
@@ -197,9 +199,9 @@ def parse_args(argv):
     p.add_argument("--train", help="training tasks (DreamCoder list-task JSON); default: the pack")
     p.add_argument("--test", help="held-out tasks (DreamCoder list-task JSON); default: the pack")
     p.add_argument("--cycles", type=int, help="override the budget's number of wake-sleep cycles")
-    p.add_argument("--base", choices=tuple(BASES), default="lab", help="base primitives: lab (with filter, the "
-                   "default) or dreamcoder (DreamCoder's list DSL without filter: filter, sum, max ... must be "
-                   "discovered from fold)")
+    p.add_argument("--base", choices=tuple(BASES), help="base primitives: lab (with filter; tiny and quick) or "
+                   "dreamcoder (DreamCoder's list DSL without filter: filter, sum, max ... must be discovered "
+                   "from fold; full). Default: the budget's")
     p.add_argument("--subsample", metavar="TRAIN,TEST", help="use this many training and held-out tasks of "
                    "--train/--test, spread over their levels (default: the whole files; the pack is subsampled "
                    "by the budget)")
@@ -269,7 +271,7 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     cpu0 = cpu_seconds()
     common = dict(cycles=budget.cycles, programs=budget.programs, seconds=budget.seconds, dreams=budget.dreams,
                   recognition_steps=budget.recognition_steps, seed=args.seed, processes=args.processes,
-                  compressor=args.compressor, base=args.base)
+                  compressor=args.compressor, base=args.base or budget.base)
     if not quiet:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
     if not (args.resume and finished(out / "full")):

@@ -32,7 +32,7 @@ class NeuralBudget:
 NEURAL_BUDGETS = {
     "tiny": NeuralBudget(n_layer=1, n_embd=16, steps=20, batch_size=8, train_items=200, queries_per_band=2),
     "quick": NeuralBudget(n_layer=3, n_embd=64, steps=1500, batch_size=16, train_items=12_000, queries_per_band=8),
-    "full": NeuralBudget(n_layer=4, n_embd=96, steps=5000, batch_size=32, train_items=40_000, queries_per_band=20),
+    "full": NeuralBudget(n_layer=4, n_embd=64, steps=3000, batch_size=24, train_items=30_000, queries_per_band=20),
 }
 
 

@@ -171,8 +171,9 @@ def wake(learner: Learner, train: list[Task], test: list[Task], cfg: LoopConfig)
 
 
 def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfig) -> dict:
-    """Compress the corpus with both compressors (Stitch as the yardstick), keep the chosen one's
-    abstractions, rewrite the corpus in them and refit the unigram weights on the rewritten corpus."""
+    """Compress the corpus with both compressors (Stitch as the yardstick, and ours without its structure
+    penalty: Stitch's objective, to compare the two searches), keep the chosen one's abstractions, rewrite
+    the corpus in them and refit the unigram weights on the rewritten corpus."""
     names = sorted(learner.solutions)
     corpus = [learner.solutions[n] for n in names]
     start, lib = len(learner.library), library_of(learner.library)
@@ -180,7 +181,9 @@ def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfi
     theirs = stitch_compress(corpus, cfg.iterations, cfg.max_arity, start=start, library=lib)
     chosen = theirs if cfg.compressor == "stitch" else ours
     compression = {"corpus_size": len(corpus), "corpus_cost": sum(cost(p) for p in corpus),
-                   "ours": compression_stats(ours, corpus), "stitch": compression_stats(theirs, corpus)}
+                   "ours": compression_stats(ours, corpus), "stitch": compression_stats(theirs, corpus),
+                   "ours_no_penalty": compression_stats(compress(corpus, cfg.iterations, cfg.max_arity, start=start,
+                                                                 structure_penalty=False), corpus)}
     learner.library += chosen.abstractions
     bodies = {inv.name: show(inv.body) for inv in learner.library}
     new = [{"name": step["name"], "body": step["body"], "suggested": suggest_name(step["body"], bodies),
