@@ -19,6 +19,7 @@ import time
 import torch
 
 from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
+from nnlabs.labs.act.router import RoutedDepth
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 
@@ -79,12 +80,24 @@ def main() -> None:
         if i % 2 == 1:
             act_macs, act_dt = rows[i - 1][1], rows[i - 1][2]
             print(f"{'':22s} ACT / fixed: MACs x{act_macs / macs:.3f}, wall time x{act_dt / dt:.2f}")
+    # The depth router (router.py) at evaluation: every example sent down the 4-pass path costs what the
+    # fixed 4-pass model costs (plus the router's 3C MACs per position on pass 0): the later passes never run.
+    router = RoutedDepth(config, ActConfig(halting="router", max_steps=8, window=2))
+    with torch.no_grad():
+        router.halting.linear.bias.copy_(torch.tensor([0.0, 9.0, 0.0]))
+    fixed4 = RecurrentDepth(config, ActConfig(halting="fixed", max_steps=4, window=2))
+    (r_macs, r_dt, r_steps), (f_macs, f_dt, _) = measure(router, x, repeats), measure(fixed4, x, repeats)
+    print(f"{'router, 4-pass path':22s} {r_steps:10.2f} {r_macs:12,.0f} {1000 * r_dt:11.2f}")
+    print(f"{'':22s} router / fixed 4: MACs x{r_macs / f_macs:.3f}, wall time x{r_dt / f_dt:.2f}")
     # PonderNet's training step reads every pass out through the LM head (sum_n p_n L(y_n)); ACT's reads the
-    # p-weighted state once. Both run all 8 passes here (halting bias -3), so the ratio is the readouts' price.
+    # p-weighted state once; the router's reads its three paths. All run 8 passes here (halting bias -3), so
+    # the ratios are the readouts' price.
     y = torch.randint(15, (B, T))
     times = {}
-    for halting in ("act", "ponder", "act", "ponder"):  # alternated, so drift in machine load hits both
-        model = RecurrentDepth(config, ActConfig(halting=halting, max_steps=8, window=2, halt_bias=-3.0))
+    kinds = ("act", "ponder", "router")
+    for halting in kinds + kinds:  # alternated, so drift in machine load hits all alike
+        cfg = ActConfig(halting=halting, max_steps=8, window=2, halt_bias=-3.0)
+        model = RoutedDepth(config, cfg) if halting == "router" else RecurrentDepth(config, cfg)
         model.train()
         _, loss = model(x, y)  # warm-up
         t0 = time.perf_counter()
@@ -92,9 +105,10 @@ def main() -> None:
             _, loss = model(x, y)
             loss.backward()
         times.setdefault(halting, []).append((time.perf_counter() - t0) / repeats)
-    act_s, ponder_s = (min(times[k]) for k in ("act", "ponder"))
+    act_s, ponder_s, router_s = (min(times[k]) for k in kinds)
     print(f"training step, 8 passes: ACT {1000 * act_s:.2f} ms, PonderNet {1000 * ponder_s:.2f} ms "
-          f"(x{ponder_s / act_s:.2f}: one LM-head readout per pass)")
+          f"(x{ponder_s / act_s:.2f}: one LM-head readout per pass), depth router {1000 * router_s:.2f} ms "
+          f"(x{router_s / act_s:.2f}: three path readouts)")
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from 
     "fixed4": {"halting": "fixed", "max_steps": 4}, "fixed8": {"halting": "fixed", "max_steps": 8},
     "act_tau0.001": {"halting": "act", "tau": 0.001}, "act_tau0.01": {"halting": "act", "tau": 0.01},
     "act_tau0.1": {"halting": "act", "tau": 0.1},
-    # PonderNet with lambda_p of its geometric prior swept: the prior's mean is 1 / lambda_p passes (before the cap)
-    **{f"ponder_lp{lp}": {"halting": "ponder", "prior": lp} for lp in (0.1, 0.2, 0.4)},
+    # PonderNet with lambda_p of its geometric prior swept: the prior's mean is 1 / lambda_p passes (before the cap);
+    # beta = 1: at 0.01 the expected loss put all of p on the last passes within the fine-tune (docs/act.md)
+    **{f"ponder_lp{lp}": {"halting": "ponder", "prior": lp, "beta": 1.0} for lp in (0.1, 0.2, 0.4)},
     # depth experts (router.py): a router sends each example down a path of 2, 4 or 8 passes, at price tau
     "router_tau0.1": {"halting": "router", "tau": 0.1},
 }

@@ -323,7 +323,8 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
     if ponder:
         lines += ["PonderNet halts at evaluation by sampling its halting pass (probability lambda_n at pass n), as "
                   "in the paper; its loss is the expected loss over the halting pass plus beta KL(p || p_G) against "
-                  "the renormalised truncated geometric prior. Settled step count by the prior's lambda_p "
+                  f"the renormalised truncated geometric prior (beta = {ponder[0][1][0]['config']['act']['beta']:g}). "
+                  "Settled step count by the prior's lambda_p "
                   f"(cap {ponder[0][1][0]['max_steps']} passes): "
                   + "; ".join(f"lambda_p = {g[0]['config']['act']['prior']}: "
                               f"{cell([a['splits']['test']['steps_position'] for a in g], '.2f')} passes per "
