@@ -248,13 +248,14 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
         a.plot([s[xkey] / scale for s, _ in learned], [s["accuracy"] for s, _ in learned], "o-", color="C0",
                label=f"learned policy, one per price c (seed {min(every)})"
                + ("; faint: other seeds" if len(every) > 1 else ""))
-        # near points (within 3 % of the axes) share one label: "c=0.1–0.5"
+        # points near a label's anchor (within its width, ~10 % of the x axis, and 3 % of y) share its label:
+        # "c=0.1–0.5"
         span = max(s[xkey] for s, _ in learned) / scale or 1
         groups: list[list[tuple[dict, float]]] = []
         for s, c in learned:
-            last = groups[-1][-1][0] if groups else None
-            near = last and abs(s[xkey] - last[xkey]) / scale < 0.03 * span
-            if near and abs(s["accuracy"] - last["accuracy"]) < 0.03:
+            anchor = groups[-1][0][0] if groups else None
+            near = anchor and abs(s[xkey] - anchor[xkey]) / scale < 0.1 * span
+            if near and abs(s["accuracy"] - anchor["accuracy"]) < 0.03:
                 groups[-1].append((s, c))
             else:
                 groups.append([(s, c)])
