@@ -47,12 +47,13 @@ MODELS.update({f"{name}_moe{EXPERTS}": {**MODELS[name], "experts": EXPERTS}
                for name in ("fixed2", "fixed8", "act_tau0.001")})
 MOE = ("fixed8_moe4", "act_tau0.001_moe4")
 # Thinking longer than in training (looped.py): the position-free model, trained from scratch with the
-# horizon rule (position t halts after t + 1 passes), then ACT learning its own halting from it, and the
-# same model gated to update only once the start token's information reaches a position (wavefront); at
-# evaluation all may run up to T passes, where every other model stops at its training cap
+# horizon rule (position t halts after t + 1 passes), then from it ACT learning its own halting, and the
+# same block gated to update only once the start token's information reaches a position (wavefront; from
+# scratch it sat on parity's 0.693 plateau for all 4 000 steps on some seeds, docs/act.md); at evaluation
+# all may run up to T passes, where every other model stops at its training cap
 MODELS.update({"loop_horizon": {"halting": "horizon", "looped": True},
                "loop_act": {"halting": "act", "tau": 0.01, "looped": True, "from": "loop_horizon"},
-               "loop_wave": {"halting": "wavefront", "looped": True}})
+               "loop_wave": {"halting": "wavefront", "looped": True, "from": "loop_horizon"}})
 LOOPED = ("loop_horizon", "loop_act", "loop_wave")
 # the quick budget's addition: the depth curriculum, ACT at the two useful tau, one PonderNet
 ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2", "router_tau0.1")
@@ -77,20 +78,23 @@ class ActBudget:
     exit: tuple[float, ...]  # confidence thresholds of the early-exit baseline
     sizes: dict[str, int]  # examples per split
     loop_iters: int = 0  # training steps of the looped (position-free) model, from scratch
+    loop_finetune: int = 0  # training steps of each looped model started from it
 
 
 BUDGETS = {
     "tiny": ActBudget(tasks={"parity": ("fixed1", "fixed2", "act_tau0.01", "ponder_lp0.2", "router_tau0.1",
                                         "fixed2_moe4", "act_tau0.001_moe4") + LOOPED},
                       iters=12, grow=6, finetune=6, batch=16, n_embd=16, max_steps=2, lr=1e-3, exit=(0.9,),
-                      sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}, loop_iters=12),
+                      sizes={"train": 200, "val": 32, "test": 48, "lengthgen": 32}, loop_iters=12,
+                      loop_finetune=6),
     "quick": ActBudget(tasks={"parity": ALL + MOE + LOOPED, "addition": ADDITION}, iters=300, grow=800,
                        finetune=300, batch=64, n_embd=64, max_steps=8, lr=1e-3, exit=(0.9, 0.99),
-                       sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}, loop_iters=3000),
+                       sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}, loop_iters=3000,
+                       loop_finetune=1000),
     "full": ActBudget(tasks={t: ALL + (MOE + LOOPED if t == "parity" else ()) for t in algorithmic.TASKS},
                       iters=300, grow=1000, finetune=500, batch=64, n_embd=64, max_steps=8, lr=1e-3,
                       exit=(0.9, 0.99), sizes={"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000},
-                      loop_iters=4000),
+                      loop_iters=4000, loop_finetune=1000),
 }
 
 
@@ -151,9 +155,10 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
         raise UserError(f"{task}: rows of {block_size} characters do not fit the model's {POSITIONS} positions")
     torch.manual_seed(args.seed)
     model = build_model(budget, name, POSITIONS, task)
-    iters = budget.loop_iters if isinstance(model, LoopedDepth) else budget.iters
+    looped = isinstance(model, LoopedDepth)
+    iters = budget.loop_iters if looped else budget.iters
     if init_from is not None:
-        iters = budget.finetune if model.act.halting != "fixed" else budget.grow
+        iters = (budget.loop_finetune if looped else budget.grow if model.act.halting == "fixed" else budget.finetune)
         warm_start(model, out / init_from / "checkpoint.pt")
     val = encode(splits["val"], block_size)
 

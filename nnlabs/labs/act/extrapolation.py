@@ -75,7 +75,7 @@ def section(task: str, looped: list[dict], fixed: list[dict]) -> list[str]:
            "the row's length (a window of two carries the first position to the last in T passes), where every "
            "other model stops at the cap it trained with. `loop_horizon` halts position t after t + 1 passes (no "
            "learning: the passes the start token needs to reach it); `loop_act` is ACT fine-tuned from it, "
-           "deciding its own halting; `loop_wave` is trained like `loop_horizon` with a gate: a position keeps its "
+           "deciding its own halting; `loop_wave` is `loop_horizon` fine-tuned with a gate: a position keeps its "
            "state until the start token's information reaches it, updates, and halts one pass later (t + 2 "
            "passes; the schedule is set by position, the update rule is learned). Each looped model is also "
            "shown held to its training cap: the same weights, no extra thinking. Fixed-depth models run their "
