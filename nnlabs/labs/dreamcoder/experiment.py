@@ -63,7 +63,7 @@ BUDGETS = {budget.name: budget for budget in (
                      recognition_steps=10),
     DreamCoderBudget(name="quick", n_train=40, n_test=20, max_level=3, cycles=3, programs=1500, seconds=10.0,
                      dreams=100, recognition_steps=150),
-    DreamCoderBudget(name="full", n_train=0, n_test=0, max_level=3, cycles=4, programs=3000, seconds=20.0,
+    DreamCoderBudget(name="full", n_train=0, n_test=0, max_level=3, cycles=3, programs=3000, seconds=20.0,
                      dreams=300, recognition_steps=400, base="dreamcoder"),
 )}
 RUNS = ("full", "no_recognition", "no_learning")
