@@ -331,7 +331,39 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
                               f"position, {cell([a['splits']['test']['steps_answer'] for a in g], '.2f')} at the "
                               f"answer, {cell([a['splits']['test']['acc'] for a in g], '.1f', 100)}% on test"
                               for _, g in ponder) + ".", ""]
+        lines += ponder_bar(ponder)
     return lines
+
+
+# a PonderNet "that halts" (docs/act.md): this accurate on test, with at most this share of the cap at the answer
+PONDER_ACC, PONDER_SHARE = 0.99, 0.6
+
+
+def ponder_bar(ponder: list[tuple[str, list[dict]]]) -> list[str]:
+    """Which PonderNet settings reach PONDER_ACC on test within PONDER_SHARE of the pass cap (means over
+    seeds), and, where none does, the cheapest one that reaches the accuracy and the most accurate one
+    within the passes: how far the trade-off is from the bar."""
+    cap = ponder[0][1][0]["max_steps"]
+    limit = PONDER_SHARE * cap
+    means = {name: (float(np.mean([a["splits"]["test"]["acc"] for a in g])),
+                    float(np.mean([a["splits"]["test"]["steps_answer"] for a in g]))) for name, g in ponder}
+    met = [n for n, (acc, passes) in means.items() if acc >= PONDER_ACC and passes <= limit]
+
+    def say(n):
+        return f"{n} ({100 * means[n][0]:.1f}% at {means[n][1]:.2f} passes)"
+
+    head = (f"Halting early enough? The bar: ≥ {PONDER_ACC:.0%} on test with at most {PONDER_SHARE:.0%} of the "
+            f"cap ({limit:g} passes) at the answer, means over seeds — ")
+    if met:
+        return [head + "met by " + ", ".join(map(say, met)) + ".", ""]
+    accurate = [n for n, (acc, _) in means.items() if acc >= PONDER_ACC]
+    quick = [n for n, (_, passes) in means.items() if passes <= limit]
+    closest = []
+    if accurate:
+        closest.append(f"the cheapest setting that accurate is {say(min(accurate, key=lambda n: means[n][1]))}")
+    if quick:
+        closest.append(f"the most accurate within the passes is {say(max(quick, key=lambda n: means[n][0]))}")
+    return [head + "**not met**" + (": " + "; ".join(closest) if closest else "") + ".", ""]
 
 
 def router_lines(task: str, by_model: dict[str, list[dict]]) -> list[str]:
