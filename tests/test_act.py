@@ -381,3 +381,27 @@ def test_wavefront_keeps_a_position_waiting_until_the_start_reaches_it():
         waiting = rows % 6 > n  # [R] positions the start token's information has not reached
         assert torch.equal(s[waiting], state[rows][waiting])
         assert not torch.allclose(s[~waiting], state[rows][~waiting])
+
+
+def test_pondering_slopes_and_the_ponder_bar_on_hand_checked_runs():
+    from nnlabs.labs.act.report import difficulty_slopes, ponder_bar
+
+    def run(seed, kind, per_digit, acc=1.0, passes=3.0):
+        # answers of two characters; passes per answer position = 1 + per_digit * digits (+ seed's offset)
+        n = [1 + per_digit * d + seed for d in (1, 2, 3)]
+        ex = [{"digits": d, "carries": d % 2, "answer": "00", "steps": [1, 1, n[d - 1], n[d - 1]]}
+              for d in (1, 2, 3) for _ in range(4)]
+        return {"seed": seed, "kind": kind, "max_steps": 8, "config": {"act": {"beta": 1.0, "prior": 0.4}},
+                "splits": {"test": {"examples": ex, "acc": acc, "steps_answer": passes}}}
+
+    lines = difficulty_slopes("addition", {"act_x": [run(s, "act", 2.0) for s in range(3)],
+                                           "fixed8": [run(s, "fixed", 0.0) for s in range(3)]})
+    row = next(line for line in "\n".join(lines).splitlines() if line.startswith("| act_x"))
+    assert "+2.00 ± 0.00 (rises)" in row and "fixed8" not in "".join(lines)
+    # >= 99 % within 60 % of the cap of 8 (4.8 passes at the answer), on the seeds' means
+    met = ponder_bar([("lp0.4", [run(s, "ponder", 0, 0.995, 4.5) for s in range(3)])])
+    assert "met by lp0.4 (99.5% at 4.50 passes)" in met[0]
+    missed = ponder_bar([("lp0.2", [run(s, "ponder", 0, 0.995, 5.5) for s in range(3)]),
+                         ("lp0.6", [run(s, "ponder", 0, 0.90, 3.5) for s in range(3)])])
+    assert "**not met**" in missed[0] and "cheapest setting that accurate is lp0.2" in missed[0]
+    assert "most accurate within the passes is lp0.6" in missed[0]

@@ -318,6 +318,7 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
              markdown_table(["model", "seeds", "test acc", "lengthgen acc", "seeds solved", "passes at answer",
                              "passes / position", "MACs / example (M)"], rows), ""]
     lines += adaptive_verdict(by_model)
+    lines += difficulty_slopes(task, by_model)
     lines += router_lines(task, by_model)
     ponder = [(name, group) for name, group in by_model.items() if group[0]["kind"] == "ponder"]
     if ponder:
@@ -366,6 +367,38 @@ def ponder_bar(ponder: list[tuple[str, list[dict]]]) -> list[str]:
     return [head + "**not met**" + (": " + "; ".join(closest) if closest else "") + ".", ""]
 
 
+def answer_passes(record: dict) -> float:
+    """Mean passes over an example's answer positions (the last len(answer) positions predict it)."""
+    return float(np.mean(record["steps"][-len(record["answer"]):]))
+
+
+def difficulty_slopes(task: str, by_model: dict[str, list[dict]]) -> list[str]:
+    """Graves' question: does pondering rise with difficulty? Per adaptive model, the least-squares slope of
+    an example's mean passes per answer position against each difficulty field (test split), per seed, then
+    mean ± interval; the sign is decided by the interval."""
+    fields, rows = algorithmic.FIELDS[task][:2], []
+    for name, group in by_model.items():
+        if group[0]["kind"] not in ADAPTIVE or group[0].get("experts"):
+            continue
+        row = [name]
+        for field in fields:
+            slopes = []
+            for a in group:
+                ex = a["splits"]["test"]["examples"]
+                x = np.array([r[field] for r in ex], dtype=float)
+                if x.std() > 0:  # passes = slope * difficulty + intercept
+                    slopes.append(float(np.polyfit(x, [answer_passes(r) for r in ex], 1)[0]))
+            slope = mean_ci(slopes)
+            row.append(f"{slope.format('+.2f')} ({verdict(slope, words=('rises', 'falls', 'flat within noise'))})"
+                       if slope.n > 1 else f"{slope.mean:+.2f} (one seed)")
+        rows.append(row)
+    if not rows:
+        return []
+    return [f"Passes per answer position against difficulty (test; least-squares slope per seed, passes per unit of "
+            f"{' and of '.join(fields)}):", "",
+            markdown_table(["model"] + [f"slope per {f}" for f in fields], rows), ""]
+
+
 def router_lines(task: str, by_model: dict[str, list[dict]]) -> list[str]:
     """Depth experts (router.py): the path the router chose by difficulty over test ∪ lengthgen (mean passes
     and share of examples sent down the deepest path, mean ± interval over seeds), and whether it sends
@@ -384,19 +417,23 @@ def router_lines(task: str, by_model: dict[str, list[dict]]) -> list[str]:
         rows = [[str(k), cell([b[k]["steps_answer"] for b in buckets if k in b], ".2f"),
                  cell([d[k] for d in deep if k in d], ".0f", 100),
                  cell([b[k]["acc"] for b in buckets if k in b], ".1f", 100)] for k in keys]
-        rs = [x for x in (halting_correlation(a, field, ("test", "lengthgen")) for a in group) if x is not None]
+        # the verdict reads the training lengths: beyond them the router meets inputs it was never trained on
+        rs = [x for x in (halting_correlation(a, field, ("test",)) for a in group) if x is not None]
         r = mean_ci(rs) if rs else None
         word = r and verdict(r, words=("sends harder inputs deeper", "sends harder inputs shallower",
                                        "does not route by difficulty, within noise"))
+        beyond = [x for x in (halting_correlation(a, field, ("lengthgen",)) for a in group) if x is not None]
         lo, hi = algorithmic.LENGTHS[task][0]
         lines += [f"**Depth experts ({name}):** after the first pass a router picks one path per example — "
                   f"{', '.join(map(str, depth_paths(deepest)))} passes — trained on the expected loss over the "
                   f"paths plus τ = {group[0]['tau']:g} times the expected depth (router.py). Its choice by {field} "
                   f"(training {lo}–{hi}; test ∪ lengthgen; mean ± interval over {len(group)} seed(s)):", "",
                   markdown_table([field, "passes chosen", f"% sent {deepest} deep", "accuracy %"], rows), "",
-                  "The router chose one path for every input on every seed." if r is None else
-                  f"r({field}, passes chosen) per seed: {r.format('+.2f')} — "
-                  + ("no verdict from one seed." if r.n < 2 else f"the router {word}."), ""]
+                  "The router chose one path for every test input on every seed." if r is None else
+                  f"On the test split ({field} {lo}–{hi}), r({field}, passes chosen) per seed: {r.format('+.2f')} — "
+                  + ("no verdict from one seed." if r.n < 2 else f"the router {word}.")
+                  + (f" Beyond the training range (lengthgen, inputs it never saw): r = "
+                     f"{mean_ci(beyond).format('+.2f')}." if beyond else ""), ""]
     return lines
 
 
