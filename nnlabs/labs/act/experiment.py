@@ -96,7 +96,7 @@ BUDGETS = {
     "full": ActBudget(tasks={t: ALL + (MOE + LOOPED if t == "parity" else ()) for t in algorithmic.TASKS},
                       iters=300, grow=1000, finetune=500, batch=64, n_embd=64, max_steps=8, lr=1e-3,
                       exit=(0.9, 0.99), sizes={"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000},
-                      loop_iters=4000, loop_finetune=1000),
+                      loop_iters=4000, loop_finetune=2000),
 }
 
 
