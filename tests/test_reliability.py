@@ -36,8 +36,11 @@ def nnlabs_process(args: list[str]) -> subprocess.Popen:
     """`nnlabs ARGS` as its own process: the installed console script beside this interpreter."""
     script = Path(sys.executable).parent / "nnlabs"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "nnlabs"]
+    # a shell without job control starts background jobs with SIGINT ignored, and a Python started that way
+    # keeps ignoring it: give the child the default disposition, as a terminal's Ctrl-C would find it
     return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "CI": "true"})
+                            env={**os.environ, "CI": "true"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(predicate, seconds: float = 120.0) -> None:
