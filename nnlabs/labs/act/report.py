@@ -353,8 +353,10 @@ def ponder_bar(ponder: list[tuple[str, list[dict]]]) -> list[str]:
     def say(n):
         return f"{n} ({100 * means[n][0]:.1f}% at {means[n][1]:.2f} passes)"
 
+    seeds = len(ponder[0][1])
     head = (f"Halting early enough? The bar: ≥ {PONDER_ACC:.0%} on test with at most {PONDER_SHARE:.0%} of the "
-            f"cap ({limit:g} passes) at the answer, means over seeds — ")
+            f"cap ({limit:g} passes) at the answer, " + (f"means over {seeds} seeds — " if seeds > 1 else
+                                                         "one seed, so no verdict beyond this run — "))
     if met:
         return [head + "met by " + ", ".join(map(say, met)) + ".", ""]
     accurate = [n for n, (acc, _) in means.items() if acc >= PONDER_ACC]
@@ -402,7 +404,8 @@ def difficulty_slopes(task: str, by_model: dict[str, list[dict]]) -> list[str]:
 def router_lines(task: str, by_model: dict[str, list[dict]]) -> list[str]:
     """Depth experts (router.py): the path the router chose by difficulty over test ∪ lengthgen (mean passes
     and share of examples sent down the deepest path, mean ± interval over seeds), and whether it sends
-    harder inputs deeper: the per-seed Pearson r of difficulty and the chosen depth, decided by its interval."""
+    harder inputs deeper: the per-seed Pearson r of difficulty and the chosen depth on test (the lengths it
+    trained on), decided by its interval; lengthgen's r beside it, without a verdict."""
     field, lines = algorithmic.FIELDS[task][0], []
     for name, group in by_model.items():
         if group[0]["kind"] != "router" or group[0].get("experts"):
