@@ -160,7 +160,12 @@ def run_one(out: Path, task: str, name: str, splits: dict, budget: ActBudget, ar
     looped = isinstance(model, LoopedDepth)
     iters = budget.loop_iters if looped else budget.iters
     if init_from is not None:
-        iters = (budget.loop_finetune if looped else budget.grow if model.act.halting == "fixed" else budget.finetune)
+        if looped:
+            iters = budget.loop_finetune
+        elif model.act.halting == "fixed":
+            iters = budget.grow
+        else:
+            iters = budget.finetune
         warm_start(model, out / init_from / "checkpoint.pt")
     val = encode(splits["val"], block_size)
 
