@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 
 from nnlabs.labs.moe.layer import MoE, MoEConfig, dense_reference
 from nnlabs.spine.macs import count_macs
@@ -28,8 +29,8 @@ class NaiveMoE(MoE):
     def forward(self, x):
         return dense_reference(self, x)
 
-    def count_macs(self, inputs, output) -> int:
-        return 0  # its experts' Linears count every row they ran
+    def count_macs(self, inputs, output) -> int:  # every expert on every row
+        return len(self.stats["kept"]) * len(self.experts) * 2 * self.experts.up.weight[0].numel()
 
 
 class LoopMoE(MoE):
@@ -42,13 +43,11 @@ class LoopMoE(MoE):
         token, expert, gate = token[kept], chosen[kept], gates[kept]  # [A]
         order = expert.argsort(stable=True)
         sizes = torch.bincount(expert, minlength=len(self.experts)).tolist()
-        y = torch.zeros_like(h)
-        for ffn, rows, g in zip(self.experts, token[order].split(sizes), gate[order].split(sizes)):
-            y.index_add_(0, rows, g[:, None] * ffn(h[rows]))
+        up, down, y = self.experts.up, self.experts.down, torch.zeros_like(h)
+        for i, (rows, g) in enumerate(zip(token[order].split(sizes), gate[order].split(sizes))):
+            out = F.gelu(h[rows] @ up.weight[i] + up.bias[i]) @ down.weight[i] + down.bias[i]  # [rows, C]
+            y.index_add_(0, rows, g[:, None] * out)
         return y.view_as(x)
-
-    def count_macs(self, inputs, output) -> int:
-        return 0  # its experts' Linears count the rows they ran
 
 
 def main(argv: list[str] | None = None) -> int:

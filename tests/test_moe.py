@@ -185,7 +185,7 @@ def _train_biased(alpha: float, bias_rate: float, steps: int = 100, bias_sign: b
 
 def test_biased_router_collapses_without_balancing_and_recovers_with_it():
     none = _train_biased(0.0, 0.0)
-    assert min(none) == pytest.approx(4.0)  # every token on expert 0, the whole time: collapse
+    assert min(none) > 3.9  # (almost) every token on expert 0, the whole time: collapse
     switch = _train_biased(0.1, 0.0)
     assert switch[0] == pytest.approx(4.0) and switch[-1] < 2.0
     # the loss-free bias breaks the collapse too, but a saturated router flips all tokens at once, so the

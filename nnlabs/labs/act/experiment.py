@@ -138,11 +138,12 @@ def warm_start(model: RecurrentDepth, checkpoint: Path) -> None:
     wse[:n] = state["wse.weight"][:n]
     state["wse.weight"] = wse
     upcycle = isinstance(model.blocks[0].ffn, MoE) and "blocks.0.ffn.up.weight" in state
-    if upcycle:
+    if upcycle:  # every expert a copy of the dense FFN; the experts' weights are stored [E, in, out]
+        n = model.blocks[0].ffn.moe.n_experts
         for k in [k for k in state if k.startswith("blocks.0.ffn.")]:
             v = state.pop(k)
-            for i in range(model.blocks[0].ffn.moe.n_experts):
-                state[k.replace("blocks.0.ffn.", f"blocks.0.ffn.experts.{i}.")] = v
+            v = v.t() if v.dim() == 2 else v  # nn.Linear's weight is [out, in]
+            state[k.replace("blocks.0.ffn.", "blocks.0.ffn.experts.")] = v.expand(n, *v.shape).clone()
     missing, unexpected = model.load_state_dict(state, strict=False)
     fresh = ("halting.",) + (("blocks.0.ffn.router.", "blocks.0.ffn.balance_bias") if upcycle else ())
     assert not unexpected and all(k.startswith(fresh) for k in missing), (missing, unexpected)
