@@ -30,6 +30,7 @@ class MoEConfig:
     noise_std: float = 0.0  # noisy top-k: std of the noise on the router logits while training (0 = off)
     bias_rate: float = 0.0  # loss-free balancing: the bias's update speed u (0 = off)
     bias_sign: bool = False  # loss-free update: u * sign(e_i) instead of u * e_i
+    router_bias: bool = False  # a learned logit offset per expert, shared by every token: a fast path to collapse
 
 
 def switch_balance_loss(probs: torch.Tensor, chosen: torch.Tensor, n_experts: int) -> torch.Tensor:
@@ -106,7 +107,7 @@ class MoE(nn.Module):
     def __init__(self, config: ModelConfig, layer: int = 0, moe: MoEConfig | None = None):
         super().__init__()
         self.moe = moe = moe or MoEConfig()
-        self.router = nn.Linear(config.n_embd, moe.n_experts, bias=False)
+        self.router = nn.Linear(config.n_embd, moe.n_experts, bias=moe.router_bias)
         self.experts = Experts(config, moe.n_experts)
         self.register_buffer("balance_bias", torch.zeros(moe.n_experts))  # [E] loss-free balancing's b
         self.aux_loss, self.stats = None, {}  # the spine adds aux_loss to the loss, stats to diagnostics

@@ -302,13 +302,32 @@ def _findings(S: dict, per_seed: dict[str, list[dict]], main: str | None, moe_ru
                             S[n]["utilisation_entropy"], S[n]["routing_entropy"], S[n]["top_prob"],
                             S[n]["dropped_frac"], S[n]["instability"]] for n in moe_runs])]
     md += _balance_section(S, per_seed)
-    if "top1_e8_cap1" in S:
-        c = S["top1_e8_cap1"]
-        md.append(f"- Capacity factor 1.0 (top1_e8_cap1) dropped {100 * c['dropped_frac']:.1f}% of the probe "
-                  f"assignments at the last evaluation (they skip the FFN and ride the residual); val loss "
-                  f"{_interval(per_seed, 'top1_e8_cap1', 'val')}, MACs/token {c['macs']:,.0f}.")
+    md += _capacity_section(S, per_seed)
     if main:
         md += _control_section(S, per_seed, main)
+    return md
+
+
+CAPACITY_RUNS = {"top1_e8_cap1": 1.0, "top1_e8_cap1.25": 1.25, "top1_e8_cap2": 2.0, "top1_e8": 0.0}
+
+
+def _capacity_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
+    """The capacity sweep: how many assignments overflow, and what it costs in loss (Switch Table 1)."""
+    runs = [n for n in CAPACITY_RUNS if n in S]
+    if not any(n.startswith("top1_e8_cap") for n in runs):
+        return []
+    md = ["\n## Capacity factor\n",
+          "Each expert takes at most ⌈cf · k · N / E⌉ of a batch's N tokens; the overflow skips the FFN and rides "
+          "the residual (Switch Transformer, Table 1: cf 1.0–1.25 was best there). Dropped = share of the "
+          "probe set's assignments over capacity at the last evaluation (eval batches, mean over layers and "
+          "seeds); unlimited = top1_e8.\n",
+          markdown_table(["run", "capacity factor", "dropped", "val loss", "MACs/token", "seeds"],
+                         [[n, f"{CAPACITY_RUNS[n]:g}" if CAPACITY_RUNS[n] else "unlimited",
+                           f"{100 * S[n]['dropped_frac']:.1f}%", _interval(per_seed, n, "val"),
+                           f"{S[n]['macs']:,.0f}", S[n]["seeds"]] for n in runs])]
+    if "top1_e8" in S:
+        md += [f"- {n} minus unlimited capacity: val loss {_paired_text(per_seed, n, 'top1_e8', 'val', WORDS_LOSS)}."
+               for n in runs if n != "top1_e8"]
     return md
 
 
@@ -325,7 +344,8 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
         first = per_seed[collapse[0]][0]
         md += ["\n## Collapse and its cures\n",
                f"The collapse setting (docs/moe.md records the search): top-1 of 8, no router noise, the router "
-               f"initialised at std {first['router_std']} (learning rate {first['learning_rate']}). "
+               f"initialised at std {first['router_std']} with a bias per expert (learning rate "
+               f"{first['learning_rate']}). "
                "MaxVio = (max_i load_i − mean load) / mean load (Wang et al. 2024): 0 is even, E/k − 1 = 7 is "
                "every token on one expert. Global = over the whole validation set; per batch = mean over the "
                "training batches since the previous evaluation (real positions only). Mean ± 95 % interval "
