@@ -137,8 +137,11 @@ class MoE(nn.Module):
     def forward(self, x):
         h = x.reshape(-1, x.size(-1))  # [N, C] from [B, T, C] in a block, [rows, C] in ACT's loop
         _, chosen, gates, kept = self.route(h)
-        expert, order = chosen[kept].sort(stable=True)  # [A]: the kept assignments, grouped by expert
-        token, gate = kept.nonzero()[order, 0], gates[kept][order]  # [A], [A]
+        # the kept assignments grouped by expert: dropped ones get expert E, sort last and are cut off
+        expert, order = torch.where(kept, chosen, len(self.experts)).reshape(-1).sort(stable=True)  # [N*k]
+        n_kept = int(kept.sum())
+        expert, order = expert[:n_kept], order[:n_kept]  # [A]
+        token, gate = order // chosen.size(1), gates.reshape(-1).index_select(0, order)  # [A], [A]
         # each expert on its own rows: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
         out = self.experts(h.index_select(0, token), expert)  # [A, C]
         return torch.zeros_like(h).index_add_(0, token, gate[:, None] * out).view_as(x)
