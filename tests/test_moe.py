@@ -18,6 +18,7 @@ from nnlabs.labs.moe.layer import (
     MoEConfig,
     capacity_mask,
     dense_reference,
+    moe_transformer,
     router_z_loss,
     switch_balance_loss,
     update_balance_bias,
@@ -25,6 +26,7 @@ from nnlabs.labs.moe.layer import (
 from nnlabs.labs.moe.metrics import max_violation, permutation_null, routing_metrics, same_expert_rate
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
+from nnlabs.spine.train import param_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -287,3 +289,14 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     dom, shot = render_html(out / "moe.html")
     assert "domain \\ expert" in dom and "expert 0" in dom and "top2_e4" in dom
     assert shot.exists()
+
+
+def test_expert_biases_get_no_weight_decay():
+    """The experts' biases are one [E, out] tensor each: 2-D, yet biases, so AdamW must not decay them."""
+    model = moe_transformer(ModelConfig(vocab_size=8, block_size=4, n_layer=1, n_embd=16), MoEConfig(n_experts=4))
+    decay, plain = param_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in plain["params"]} >= {"blocks.0.ffn.experts.up.bias", "blocks.0.ffn.experts.down.bias"}
+    assert "blocks.0.ffn.experts.up.weight" in {names[id(p)] for p in decay["params"]}
+    assert decay["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert len(decay["params"]) + len(plain["params"]) == len(list(model.parameters()))

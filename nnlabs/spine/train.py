@@ -176,17 +176,22 @@ def train(model, train_data: SequenceData, val_data: SequenceData, cfg: TrainCon
             torch.set_num_threads(threads_before)  # a run's thread count must not leak into the caller
 
 
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two groups: weight decay on weight matrices only, not on biases (whatever their shape: a
+    mixture's E expert biases are one [E, out] tensor) or norms."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    plain = [p.dim() < 2 or name.endswith("bias") for name, p in params]
+    return [{"params": [p for (_, p), no in zip(params, plain) if not no], "weight_decay": weight_decay},
+            {"params": [p for (_, p), no in zip(params, plain) if no], "weight_decay": 0.0}]
+
+
 def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_eval, sample_fn, progress):
     device = pick_device(cfg.device)
     model.to(device)
     train_data, val_data = train_data.to(device), val_data.to(device)
     train_eval = SequenceData(train_data.x[:cfg.eval_train_items], train_data.y[:cfg.eval_train_items])
 
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]  # biases, norms
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=(0.9, 0.99),
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(0.9, 0.99),
                                   fused=True)  # one kernel for all tensors, not ~10 ops per tensor
 
     ckpt_path, metrics_path = work_dir / "checkpoint.pt", work_dir / "metrics.jsonl"
