@@ -109,7 +109,7 @@ def test_ponder_prior_is_the_renormalised_truncated_geometric():
 
 
 def test_ponder_trains_on_the_expected_loss_and_halts_by_sampling_at_evaluation():
-    m = model("ponder", prior=0.3, halt_bias=3.0)  # lambda ~ 0.95 on every pass
+    m = model("ponder", prior=0.3, halt_bias=3.0, ponder_eval="sample")  # lambda ~ 0.95 on every pass
     x, y = torch.randint(V, (4, 6)), torch.randint(V, (4, 6))
     _, loss = m(x, y)  # training: p_1 = 0.95, p_2 = 0.05 * 0.95 -> the mass passes 1 - eps at pass 2
     assert m.halting.steps.eq(2).all()
@@ -131,6 +131,19 @@ def test_ponder_trains_on_the_expected_loss_and_halts_by_sampling_at_evaluation(
     torch.nn.init.constant_(m.halting.linear.bias, 0.0)  # lambda ~ 0.5: the draws differ between positions
     m(x, answer)  # with targets: one halting pass per example, the one its answer position drew
     assert (m.halting.steps == m.halting.steps[:, -1:]).all() and m.halting.steps.unique().numel() > 1
+
+
+def test_ponder_halts_at_the_median_of_its_halting_distribution_at_evaluation():
+    # lambda = 0.2 on every pass: sum_{i<=n} p_i = 1 - 0.8^n = 0.2, 0.36, 0.488, 0.59 -> the median is pass 4
+    m = model("ponder", max_steps=8, prior=0.3, halt_bias=math.log(0.2 / 0.8)).eval()
+    x = torch.randint(V, (3, 6))
+    m(x)
+    assert m.halting.steps.eq(4).all()
+    m(x)
+    assert m.halting.steps.eq(4).all()  # deterministic: no draw
+    torch.nn.init.constant_(m.halting.linear.bias, math.log(0.6 / 0.4))  # lambda = 0.6: 0.6 >= 1/2 at pass 1
+    m(x)
+    assert m.halting.steps.eq(1).all()
 
 
 def test_depth_router_trains_on_its_paths_and_runs_only_the_chosen_one():

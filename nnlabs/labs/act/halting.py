@@ -24,6 +24,7 @@ class ActConfig:
     eps: float = 0.01  # halt once the halting mass reaches 1 - eps
     prior: float = 0.5  # PonderNet: lambda_p of the (truncated, renormalised) geometric prior over halting steps
     beta: float = 0.01  # PonderNet: weight of KL(p || geometric prior)
+    ponder_eval: str = "median"  # PonderNet at evaluation: halt at the median of p ('median') or sample n ~ p
     window: int = 0  # attention sees the last `window` positions (itself included); 0 = the whole prefix
     halt_bias: float = -1.0  # initial halting logit: sigmoid(-1) = 0.27, so ~4 passes before training
 
@@ -60,8 +61,13 @@ class HaltingUnit(nn.Module):
         if n == 0:  # pass 0 runs all: [BT] sum_{i<n} p_i, prod_{i<n} (1 - lambda_i), rho or KL; fixed: h_n = 0
             self.mass, self.survive, self.reg, self.passes = zeros, zeros + 1, zeros, []
         p, mass = zeros if cfg.halting == "fixed" else torch.sigmoid(self.linear(s)).squeeze(-1), self.mass[rows]
-        if cfg.halting == "ponder" and not self.training:  # PonderNet evaluates by sampling: halt with prob lambda_n
-            draw = torch.bernoulli(p, generator=torch.Generator(s.device).manual_seed(n))  # [R]
+        if cfg.halting == "ponder" and not self.training:
+            if cfg.ponder_eval == "sample":  # the paper's rule: halt at pass n with probability lambda_n
+                draw = torch.bernoulli(p, generator=torch.Generator(s.device).manual_seed(n))  # [R]
+            else:  # the median of p: halt at the first n with sum_{i<=n} p_i = 1 - prod_{i<=n} (1 - lambda_i) >= 1/2
+                # (deterministic; on the full-budget checkpoints never less accurate and never slower: docs/act.md)
+                _, self.survive = self.ponder_p(p, self.survive, rows)
+                draw = (self.survive[rows] <= 0.5).to(p.dtype)  # [R]
             self.mass = self.mass.index_copy(0, rows, torch.maximum(mass, draw))  # [BT] 1 once a position drew "halt"
             # one halting pass per example, as the paper's one per input: once each answer position drew "halt"
             answers = self.target_mask if self.target_mask is not None else torch.ones(len(self.mass), 1).bool()

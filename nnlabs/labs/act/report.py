@@ -322,8 +322,13 @@ def seeds_section(task: str, rs: list[dict]) -> list[str]:
     lines += router_lines(task, by_model)
     ponder = [(name, group) for name, group in by_model.items() if group[0]["kind"] == "ponder"]
     if ponder:
-        lines += ["PonderNet halts at evaluation by sampling its halting pass (probability lambda_n at pass n), as "
-                  "in the paper; its loss is the expected loss over the halting pass plus beta KL(p || p_G) against "
+        rule = ponder[0][1][0]["config"]["act"].get("ponder_eval", "sample")
+        lines += [("PonderNet halts at evaluation at the median of its halting distribution p (the first pass n "
+                   "with p_1 + ... + p_n >= 1/2; the paper samples n ~ p instead, which docs/act.md compares)"
+                   if rule == "median" else
+                   "PonderNet halts at evaluation by sampling its halting pass (probability lambda_n at pass n), "
+                   "as in the paper")
+                  + "; its loss is the expected loss over the halting pass plus beta KL(p || p_G) against "
                   f"the renormalised truncated geometric prior (beta = {ponder[0][1][0]['config']['act']['beta']:g}). "
                   "Settled step count by the prior's lambda_p "
                   f"(cap {ponder[0][1][0]['max_steps']} passes): "
