@@ -35,7 +35,7 @@ MODELS = {  # name -> ActConfig fields (max_steps of adaptive models comes from 
     "act_tau0.1": {"halting": "act", "tau": 0.1},
     # PonderNet with lambda_p of its geometric prior swept: the prior's mean is 1 / lambda_p passes (before the cap);
     # beta = 1: at 0.01 the expected loss put all of p on the last passes within the fine-tune (docs/act.md)
-    **{f"ponder_lp{lp}": {"halting": "ponder", "prior": lp, "beta": 1.0} for lp in (0.1, 0.2, 0.4)},
+    **{f"ponder_lp{lp}": {"halting": "ponder", "prior": lp, "beta": 1.0} for lp in (0.2, 0.4, 0.5, 0.6)},
     # depth experts (router.py): a router sends each example down a path of 2, 4 or 8 passes, at price tau
     "router_tau0.1": {"halting": "router", "tau": 0.1},
 }
@@ -58,7 +58,7 @@ LOOPED = ("loop_horizon", "loop_act", "loop_wave")
 # the quick budget's addition: the depth curriculum, ACT at the two useful tau, one PonderNet
 ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2", "router_tau0.1")
 # and its parity, inside 10 minutes: one PonderNet, the gated looped model; 5.5's MoE and the lambda_p sweep at full
-PARITY = tuple(n for n in ALL if n not in ("ponder_lp0.1", "ponder_lp0.4")) + ("loop_horizon", "loop_wave")
+PARITY = tuple(n for n in ALL if not n.startswith("ponder_") or n == "ponder_lp0.2") + ("loop_horizon", "loop_wave")
 # Parity, parens, sortedness: attention sees only the previous position (and itself), so information crosses
 # one position per pass and the passes a position needs grow with how far back its answer depends. One pass
 # cannot see a whole parity string; eight can span the suite's training lengths. Addition sees the whole
