@@ -506,7 +506,9 @@ def report(out: Path) -> None:
           f"with seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))} on the same names / arithmetic / Python "
           "mixture; only the feed-forward differs. MACs are forward multiply-accumulates per token position, "
           "counted from the rows each expert actually ran; ms/step is wall-clock training time per step "
-          "(evaluation excluded) on the machine that ran it, beside the MACs as OLMoE reports them.\n",
+          "(evaluation excluded) on the machine that ran it, beside the MACs as OLMoE reports them — runs that "
+          "shared their cores with other jobs are slowed unevenly, so compare speeds with "
+          "`benchmarks/bench_moe.py`, which times the models side by side in one process.\n",
           "## Quality and compute (last evaluation, mean over seeds)\n",
           markdown_table(["run", "FFN", "params", "active params", "MACs/token", "ms/step", "val loss", *DOMAINS],
                          [[n, s["label"], int(s["params_total"]), int(s["params_active"]), int(s["macs"]),
