@@ -19,6 +19,7 @@ from nnlabs.spine.errors import UserError
 SUMMARY_KEYS = ("load_balance_ratio", "utilisation_entropy", "routing_entropy", "dropped_frac", "mi_domain",
                 "mi_char", "mi_domain_given_char", "mi_char_given_domain", "maxvio_global", "top_prob")
 # the balancers compared at the lab's default router initialisation
+ARCHITECTURES = ("dense", "dense_x4", "top1_e4", "top1_e8", "top2_e4", "top2_e8")  # dense vs sparse
 DEFAULT_BALANCING = ("top1_e8_nobal", "top1_e8", "top1_e8_lossfree", "top1_e8_lossfree_fast", "top1_e8_lossfree_sign")
 BALANCERS = {"none": "no balancing", "switch": "Switch loss", "zloss": "router z-loss", "noise": "noisy top-k",
              "lossfree": "loss-free bias, proportional", "lossfree_sign": "loss-free bias, sign"}
@@ -85,7 +86,7 @@ def _colour(name: str):
     return plt.get_cmap("tab10")(list(RUNS).index(name) % 10 if name in RUNS else 9)
 
 
-def _fig_quality(runs: dict[str, Run], S, figs, source):
+def _fig_quality(runs: dict[str, Run], S, per_seed, figs, source):
     from nnlabs.report.figures import new_figure, save
 
     fig, ax = new_figure(2, 1, width=5.2)
@@ -112,15 +113,17 @@ def _fig_quality(runs: dict[str, Run], S, figs, source):
     save(fig, figs / "val_loss_by_domain", source)
 
     fig, ax = new_figure(1, 1, width=6)
-    for j, (name, run) in enumerate(runs.items()):
-        s = S[name]
-        ax[0][0].scatter(s["macs"], s["val"], s=36, marker="o" if run.config["moe"] else "s",
-                         color=_colour(name))
-        # alternate offsets: neighbours' labels don't collide
-        ax[0][0].annotate(name, (s["macs"], s["val"]), fontsize=7, xytext=(5, -7 + 6 * (j % 2)),
-                          textcoords="offset points")
+    # the architectures only: the balancing, capacity and collapse variants share top1_e8's compute
+    shapes = {n: r for n, r in runs.items() if n in ARCHITECTURES}
+    for j, (name, run) in enumerate(shapes.items()):
+        s, ci = S[name], mean_ci([x["val"] for x in per_seed[name]])
+        # the bar: the 95 % t-interval over seeds (none for one seed); every other run nudged right, so bars at
+        # the same compute stay apart
+        ax[0][0].errorbar(s["macs"] * (1 + 0.015 * (j % 2)), s["val"], yerr=0 if ci.n < 2 else ci.half,
+                          fmt="o" if run.config["moe"] else "s", ms=6, capsize=3, color=_colour(name), label=name)
+    ax[0][0].legend(fontsize=8)
     ax[0][0].set_xscale("log")
-    ax[0][0].set(title="Validation loss vs active compute (squares: dense)",
+    ax[0][0].set(title="Validation loss vs active compute (squares: dense; bars: 95 % interval over seeds)",
                  ylabel="final val loss (nats/char)",
                  xlabel="forward MACs per token, active only (log scale)")
     save(fig, figs / "loss_vs_compute", source)
@@ -489,7 +492,7 @@ def report(out: Path) -> None:
     figs = out / "figures"
     moe_runs = [n for n, r in runs.items() if r.config["moe"] and r.analysis.get("evals")]
     main = "top1_e8" if "top1_e8" in moe_runs else (moe_runs[0] if moe_runs else None)
-    _fig_quality(runs, S, figs, str(out))
+    _fig_quality(runs, S, per_seed, figs, str(out))
     if moe_runs:
         _fig_heatmaps(runs[main], figs, str(out / main), main)
         _fig_balance(runs, figs, str(out), moe_runs)
