@@ -30,7 +30,7 @@ class NaiveMoE(MoE):
         return dense_reference(self, x)
 
     def count_macs(self, inputs, output) -> int:  # every expert on every row
-        return len(self.stats["kept"]) * len(self.experts) * 2 * self.experts.up.weight[0].numel()
+        return len(self.stats["kept"]) * self.moe.n_experts * 2 * self.up.weight[0].numel()
 
 
 class LoopMoE(MoE):
@@ -42,8 +42,8 @@ class LoopMoE(MoE):
         token = torch.arange(len(h))[:, None].expand_as(chosen)  # [N, k]
         token, expert, gate = token[kept], chosen[kept], gates[kept]  # [A]
         order = expert.argsort(stable=True)
-        sizes = torch.bincount(expert, minlength=len(self.experts)).tolist()
-        up, down, y = self.experts.up, self.experts.down, torch.zeros_like(h)
+        sizes = torch.bincount(expert, minlength=self.moe.n_experts).tolist()
+        up, down, y = self.up, self.down, torch.zeros_like(h)
         for i, (rows, g) in enumerate(zip(token[order].split(sizes), gate[order].split(sizes))):
             out = F.gelu(h[rows] @ up.weight[i] + up.bias[i]) @ down.weight[i] + down.bias[i]  # [rows, C]
             y.index_add_(0, rows, g[:, None] * out)

@@ -275,8 +275,7 @@ def test_upcycled_moe_starts_as_the_dense_model(tmp_path):
     x = torch.randint(len(VOCAB), (3, 8))
     dense.eval(), moe.eval()
     torch.testing.assert_close(moe(x)[0], dense(x)[0], rtol=1e-5, atol=1e-5)  # top-2 of identical experts
-    experts = moe.blocks[0].ffn.experts
-    assert all(torch.equal(w, dense.blocks[0].ffn.up.weight.t()) for w in experts.up.weight)  # [E, in, out]
+    assert all(torch.equal(w, dense.blocks[0].ffn.up.weight.t()) for w in moe.blocks[0].ffn.up.weight)  # [E, in, out]
 
 
 def test_warm_started_adaptive_model_starts_at_the_cap(tmp_path):

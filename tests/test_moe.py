@@ -296,7 +296,7 @@ def test_expert_biases_get_no_weight_decay():
     model = moe_transformer(ModelConfig(vocab_size=8, block_size=4, n_layer=1, n_embd=16), MoEConfig(n_experts=4))
     decay, plain = param_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
-    assert {names[id(p)] for p in plain["params"]} >= {"blocks.0.ffn.experts.up.bias", "blocks.0.ffn.experts.down.bias"}
-    assert "blocks.0.ffn.experts.up.weight" in {names[id(p)] for p in decay["params"]}
+    assert {names[id(p)] for p in plain["params"]} >= {"blocks.0.ffn.up.bias", "blocks.0.ffn.down.bias"}
+    assert "blocks.0.ffn.up.weight" in {names[id(p)] for p in decay["params"]}
     assert decay["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert len(decay["params"]) + len(plain["params"]) == len(list(model.parameters()))

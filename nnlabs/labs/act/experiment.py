@@ -137,13 +137,13 @@ def warm_start(model: RecurrentDepth, checkpoint: Path) -> None:
     n = min(len(wse), len(state["wse.weight"]))
     wse[:n] = state["wse.weight"][:n]
     state["wse.weight"] = wse
-    upcycle = isinstance(model.blocks[0].ffn, MoE) and "blocks.0.ffn.up.weight" in state
+    upcycle = isinstance(model.blocks[0].ffn, MoE) and "blocks.0.ffn.router.weight" not in state
     if upcycle:  # every expert a copy of the dense FFN; the experts' weights are stored [E, in, out]
         n = model.blocks[0].ffn.moe.n_experts
         for k in [k for k in state if k.startswith("blocks.0.ffn.")]:
             v = state.pop(k)
             v = v.t() if v.dim() == 2 else v  # nn.Linear's weight is [out, in]
-            state[k.replace("blocks.0.ffn.", "blocks.0.ffn.experts.")] = v.expand(n, *v.shape).clone()
+            state[k] = v.expand(n, *v.shape).clone()
     missing, unexpected = model.load_state_dict(state, strict=False)
     fresh = ("halting.",) + (("blocks.0.ffn.router.", "blocks.0.ffn.balance_bias") if upcycle else ())
     assert not unexpected and all(k.startswith(fresh) for k in missing), (missing, unexpected)

@@ -61,20 +61,16 @@ class HaltingUnit(nn.Module):
         if n == 0:  # pass 0 runs all: [BT] sum_{i<n} p_i, prod_{i<n} (1 - lambda_i), rho or KL; fixed: h_n = 0
             self.mass, self.survive, self.reg, self.passes = zeros, zeros + 1, zeros, []
         p, mass = zeros if cfg.halting == "fixed" else torch.sigmoid(self.linear(s)).squeeze(-1), self.mass[rows]
-        if cfg.halting == "ponder" and not self.training:
-            if cfg.ponder_eval == "sample":  # the paper's rule: halt at pass n with probability lambda_n
-                draw = torch.bernoulli(p, generator=torch.Generator(s.device).manual_seed(n))  # [R]
-            else:  # the median of p: halt at the first n with sum_{i<=n} p_i = 1 - prod_{i<=n} (1 - lambda_i) >= 1/2
-                # (deterministic; on the full-budget checkpoints never less accurate and never slower: docs/act.md)
-                _, self.survive = self.ponder_p(p, self.survive, rows)
-                draw = (self.survive[rows] <= 0.5).to(p.dtype)  # [R]
+        if cfg.halting == "ponder":  # from here on p_n; lam = lambda_n
+            lam, (p, self.survive) = p, self.ponder_p(p, self.survive, rows)
+        if cfg.halting == "ponder" and not self.training:  # halt at the median of p (docs/act.md) or draw n ~ p
+            draw = ((self.survive[rows] <= 0.5).to(p.dtype) if cfg.ponder_eval == "median"  # sum_{i<=n} p_i >= 1/2
+                    else torch.bernoulli(lam, generator=torch.Generator(s.device).manual_seed(n)))  # [R] the paper's
             self.mass = self.mass.index_copy(0, rows, torch.maximum(mass, draw))  # [BT] 1 once a position drew "halt"
             # one halting pass per example, as the paper's one per input: once each answer position drew "halt"
             answers = self.target_mask if self.target_mask is not None else torch.ones(len(self.mass), 1).bool()
             halt = ((answers * (1 - self.mass.view_as(answers))).amax(1) == 0)[rows // answers.size(1)] | last
             return halt.to(p.dtype), halt
-        if cfg.halting == "ponder":
-            p, self.survive = self.ponder_p(p, self.survive, rows)
         p, halt, rho = self.graves_halt(p, mass, cfg.eps, n, last)
         cost = self.kl_term(p, n, cfg.prior, cfg.max_steps) if cfg.halting == "ponder" else rho
         self.reg, self.mass = self.reg.index_add(0, rows, cost), self.mass.index_copy(0, rows, mass + p)

@@ -13,8 +13,6 @@ from nnlabs.labs.moe.report import report
 PATCHES = [
     Patch(lab="nnlabs.labs.moe.layer:MoE", spine="nnlabs.spine.models:FeedForward",
           why="the feed-forward becomes a router and E FeedForwards; each token runs through its top-k"),
-    Patch(lab="nnlabs.labs.moe.layer:Experts", spine="nnlabs.spine.models:FeedForward",
-          why="the experts: E FeedForwards whose weights sit in one tensor, each run on its own rows only"),
     Patch(lab="nnlabs.labs.moe.layer:GroupedLinear"),
     Patch(lab="nnlabs.labs.moe.layer:MoEConfig"),
     Patch(lab="nnlabs.labs.moe.layer:switch_balance_loss"),

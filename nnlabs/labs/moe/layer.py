@@ -64,9 +64,8 @@ def capacity_mask(chosen: torch.Tensor, n_experts: int, capacity_factor: float) 
 
 
 class GroupedLinear(nn.Module):
-    """E linear maps in one tensor, in the layout the grouped matmul reads: weight [E, in, out], bias [E, out].
-    (E nn.Linears stacked in every forward, read through a transposed view, made top-1 of 8 1.50x the dense
-    step; stored this way it is 1.37x: benchmarks/bench_moe.py.)"""
+    """E linear maps in one tensor, in the layout the grouped matmul reads: weight [E, in, out], bias [E, out]
+    (E nn.Linears stacked in every forward instead: top-1 of 8 at 1.50x the dense step, not 1.37x; docs)."""
 
     def __init__(self, n: int, fan_in: int, fan_out: int):
         super().__init__()
@@ -79,29 +78,6 @@ class GroupedLinear(nn.Module):
         return torch._grouped_mm(x, self.weight, offs=ends) + self.bias.index_select(0, group)  # [A, out]
 
 
-class Experts(nn.Module):
-    """E copies of the spine's FeedForward (C -> 4C -> GELU -> C), each running only on its own rows."""
-
-    def __init__(self, config: ModelConfig, n: int):
-        super().__init__()
-        self.up = GroupedLinear(n, config.n_embd, 4 * config.n_embd)
-        self.down = GroupedLinear(n, 4 * config.n_embd, config.n_embd)  # the spine scales *down.weight by depth
-        self.drop = nn.Dropout(config.dropout)
-
-    def __len__(self) -> int:
-        return len(self.up.weight)
-
-    def forward(self, x: torch.Tensor, expert: torch.Tensor) -> torch.Tensor:
-        """x [A, C], expert [A] sorted: every row through its own expert's FFN, in one grouped matmul each."""
-        ends = torch.bincount(expert, minlength=len(self)).cumsum(0).int()  # [E] where each group ends
-        return self.drop(self.down(F.gelu(self.up(x, expert, ends)), expert, ends))  # [A, C]
-
-    def every(self, x: torch.Tensor) -> torch.Tensor:
-        """x [N, C] -> [N, E, C]: every expert on every row (the naive reference)."""
-        hidden = F.gelu(x @ self.up.weight + self.up.bias[:, None])  # [E, N, 4C]
-        return self.drop(hidden @ self.down.weight + self.down.bias[:, None]).transpose(0, 1)
-
-
 class MoE(nn.Module):
     """The block's feed-forward as a mixture: a router picks the top-k of E FeedForwards for each token."""
 
@@ -109,7 +85,10 @@ class MoE(nn.Module):
         super().__init__()
         self.moe = moe = moe or MoEConfig()
         self.router = nn.Linear(config.n_embd, moe.n_experts, bias=moe.router_bias)
-        self.experts = Experts(config, moe.n_experts)
+        # E copies of the spine's FeedForward (C -> 4C -> GELU -> C), each projection's weights in one tensor
+        self.up = GroupedLinear(moe.n_experts, config.n_embd, 4 * config.n_embd)
+        self.down = GroupedLinear(moe.n_experts, 4 * config.n_embd, config.n_embd)  # the spine scales *down.weight
+        self.drop = nn.Dropout(config.dropout)
         self.register_buffer("balance_bias", torch.zeros(moe.n_experts))  # [E] loss-free balancing's b
         self.aux_loss, self.stats = None, {}  # the spine adds aux_loss to the loss, stats to diagnostics
         self.target_mask = None  # [B, T], False at padding: set by the spine's forward
@@ -139,16 +118,17 @@ class MoE(nn.Module):
         h = x.reshape(-1, x.size(-1))  # [N, C] from [B, T, C] in a block, [rows, C] in ACT's loop
         _, chosen, gates, kept = self.route(h)
         # the kept assignments grouped by expert: dropped ones get expert E, sort last and are cut off
-        expert, order = torch.where(kept, chosen, len(self.experts)).reshape(-1).sort(stable=True)  # [N*k]
+        expert, order = torch.where(kept, chosen, self.moe.n_experts).reshape(-1).sort(stable=True)  # [N*k]
         n_kept = int(kept.sum())
         expert, order = expert[:n_kept], order[:n_kept]  # [A]
         token, gate = order // chosen.size(1), gates.reshape(-1).index_select(0, order)  # [A], [A]
-        # each expert on its own rows: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
-        out = self.experts(h.index_select(0, token), expert)  # [A, C]
+        # each expert on its own rows, one grouped matmul per projection: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
+        ends = torch.bincount(expert, minlength=self.moe.n_experts).cumsum(0).int()  # [E] where each group ends
+        out = self.drop(self.down(F.gelu(self.up(h.index_select(0, token), expert, ends)), expert, ends))  # [A, C]
         return torch.zeros_like(h).index_add_(0, token, gate[:, None] * out).view_as(x)
 
     def count_macs(self, inputs, output) -> int:  # the rows the experts ran, C -> 4C -> C each
-        return int(self.stats["kept"].sum()) * 2 * self.experts.up.weight[0].numel()
+        return int(self.stats["kept"].sum()) * 2 * self.up.weight[0].numel()
 
 
 def moe_transformer(config: ModelConfig, moe: MoEConfig) -> Transformer:
@@ -160,7 +140,8 @@ def dense_reference(moe: MoE, x: torch.Tensor) -> torch.Tensor:
     Also the naive 'run every expert' implementation the benchmark times (compute grows with E)."""
     h = x.reshape(-1, x.size(-1))  # [N, C]
     _, chosen, gates, kept = moe.route(h)
-    weight = torch.zeros(h.size(0), len(moe.experts), dtype=h.dtype, device=h.device)  # [N, E]
+    weight = torch.zeros(h.size(0), moe.moe.n_experts, dtype=h.dtype, device=h.device)  # [N, E]
     weight = weight.scatter_add(1, chosen, gates * kept)  # zero for unchosen and dropped assignments
-    every = moe.experts.every(h)  # [N, E, C]
+    hidden = F.gelu(h @ moe.up.weight + moe.up.bias[:, None])  # [E, N, 4C]
+    every = moe.drop(hidden @ moe.down.weight + moe.down.bias[:, None]).transpose(0, 1)  # [N, E, C]
     return (weight[..., None] * every).sum(1).view_as(x)

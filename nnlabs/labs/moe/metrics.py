@@ -34,7 +34,7 @@ def moe_layers(model: nn.Module) -> list[MoE]:
 def param_counts(model: nn.Module) -> tuple[int, int]:
     """(total, active per token): active leaves out the E - k experts a token does not visit."""
     total = sum(p.numel() for p in model.parameters())
-    idle = sum((m.moe.n_experts - m.moe.top_k) * sum(p[0].numel() for p in m.experts.parameters())
+    idle = sum((m.moe.n_experts - m.moe.top_k) * sum(p[0].numel() for p in (*m.up.parameters(), *m.down.parameters()))
                for m in moe_layers(model))
     return total, total - idle
 
