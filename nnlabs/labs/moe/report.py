@@ -222,11 +222,12 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
             top = max([line.get_ydata().max() for line in ax[row][col].get_lines()] + [0.1])
             if top > ceiling / 3:
                 ax[row][col].axhline(ceiling, color="k", ls="--", lw=0.8)
-                ax[row][col].text(0, ceiling, f" ceiling E/k - 1 = {ceiling:g}", va="bottom", fontsize=7)
+                ax[row][col].text(1, ceiling, f"ceiling E/k - 1 = {ceiling:g} ", va="bottom", ha="right", fontsize=7,
+                                  transform=ax[row][col].get_yaxis_transform())
             ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if top > ceiling / 3 else f" (ceiling {ceiling:g})"),
                              xlabel="step", ylabel="MaxVio = (max load - mean) / mean",
-                             ylim=(0, ceiling * 1.1 if top > ceiling / 3 else top * 1.15))
-        ax[row][0].legend(fontsize=6)
+                             ylim=(0, ceiling * 1.45 if top > ceiling / 3 else top * 1.15))  # room for the legend
+        ax[row][0].legend(fontsize=6, ncol=2, loc="upper left")
     save(fig, figs / "maxvio_over_training", source)
 
 
