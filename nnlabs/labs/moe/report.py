@@ -312,21 +312,20 @@ def _findings(S: dict, per_seed: dict[str, list[dict]], main: str | None, moe_ru
     return md
 
 
-CAPACITY_RUNS = {"top1_e8_cap1": 1.0, "top1_e8_cap1.25": 1.25, "top1_e8_cap2": 2.0, "top1_e8": 0.0}
-
-
 def _capacity_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
     """The capacity sweep: how many assignments overflow, and what it costs in loss (Switch Table 1)."""
-    runs = [n for n in CAPACITY_RUNS if n in S]
-    if not any(n.startswith("top1_e8_cap") for n in runs):
+    capped = [n for n in RUNS if n.startswith("top1_e8_cap") and n in S]
+    if not capped:
         return []
+    runs = capped + (["top1_e8"] if "top1_e8" in S else [])  # the factor each ran with, from its RunSpec
+    factor = {n: RUNS[n].moe.capacity_factor for n in runs}
     md = ["\n## Capacity factor\n",
           "Each expert takes at most ⌈cf · k · N / E⌉ of a batch's N tokens; the overflow skips the FFN and rides "
           "the residual (Switch Transformer, Table 1: cf 1.0–1.25 was best there). Dropped = share of the "
           "probe set's assignments over capacity at the last evaluation (eval batches, mean over layers and "
           "seeds); unlimited = top1_e8.\n",
           markdown_table(["run", "capacity factor", "dropped", "val loss", "MACs/token", "seeds"],
-                         [[n, f"{CAPACITY_RUNS[n]:g}" if CAPACITY_RUNS[n] else "unlimited",
+                         [[n, f"{factor[n]:g}" if factor[n] else "unlimited",
                            f"{100 * S[n]['dropped_frac']:.1f}%", _interval(per_seed, n, "val"),
                            f"{S[n]['macs']:,.0f}", S[n]["seeds"]] for n in runs])]
     if "top1_e8" in S:
@@ -348,8 +347,8 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
         first = per_seed[collapse[0]][0]
         md += ["\n## Collapse and its cures\n",
                f"The collapse setting (docs/moe.md records the search): top-1 of 8, no router noise, the router "
-               f"initialised at std {first['router_std']} with a bias per expert (learning rate "
-               f"{first['learning_rate']}). "
+               f"initialised at std {first['router_std']}{' with a bias per expert' * first['router_bias']} "
+               f"(learning rate {first['learning_rate']}). "
                "MaxVio = (max_i load_i − mean load) / mean load (Wang et al. 2024): 0 is even, E/k − 1 = 7 is "
                "every token on one expert. Global = over the whole validation set; per batch = mean over the "
                "training batches since the previous evaluation (real positions only). Mean ± 95 % interval "
@@ -487,6 +486,7 @@ def report(out: Path) -> None:
     runs = {name: rs[0] for name, rs in groups.items()}
     per_seed = {name: [{**last_eval_summary(r), "seed": r.config["train"]["seed"],
                         "router_std": r.config.get("router_std"),
+                        "router_bias": bool((r.config["moe"] or {}).get("router_bias")),
                         "learning_rate": r.config["train"]["learning_rate"]} for r in rs]
                 for name, rs in groups.items()}
     S = {name: mean_over_seeds(ss) for name, ss in per_seed.items()}
