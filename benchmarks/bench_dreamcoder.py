@@ -4,10 +4,11 @@
      (Stitch's definition: corpus cost before / after, library not counted; Stitch's cost model) and
      wall time, with the ratios ours/Stitch, ours with and without its structure penalty;
   2. search: programs tried per second per worker (one process) when solving the pack's list tasks,
-     today's enumerator against the one before the rewrite (search.py at BEFORE, loaded from git into
-     a module of its own), the two run task by task in turn so machine load touches both alike; with
-     uniform weights and with recognition-like (random, one near-certain) weights, at the quick
-     budget's programs cap per wake and at no_learning's full-budget cap. About 10 minutes on an idle
+     today's enumerator against the one before the rewrite (search.py and its interpreter dsl.py at
+     BEFORE, loaded from git into modules of their own), the two run task by task in turn so machine
+     load touches both alike; with uniform weights and with recognition-like (random, one
+     near-certain) weights, at the quick budget's programs cap per wake and at no_learning's
+     full-budget cap. About 10 minutes on an idle
      2-core machine (most of it the enumerator before, under recognition-like weights); --quick ~4.
 
 Usage: .venv/bin/python benchmarks/bench_dreamcoder.py [--quick] [--only search|compression]
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnlabs.labs.dreamcoder import search
+from nnlabs.labs.dreamcoder import dsl, search
 from nnlabs.labs.dreamcoder.compress import compress, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import parse
 from nnlabs.labs.dreamcoder.experiment import BUDGETS, tasks_from_json
@@ -59,23 +60,35 @@ def bench_compression(iterations: int, arity: int) -> None:
 
 
 def search_before():
-    """search.py as it was at BEFORE, as a module of its own (it imports today's dsl, which kept every
-    name it uses), or None where git or the revision is not at hand."""
+    """search.py and the interpreter it ran on (dsl.py) as they were at BEFORE, as modules of their own
+    (`search_before` importing `dsl_before`), or None where git or the revision is not at hand."""
     root = Path(__file__).resolve().parents[1]
-    path = "nnlabs/labs/dreamcoder/search.py"
-    try:
-        text = subprocess.run(["git", "show", f"{BEFORE}:{path}"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    file = Path(tempfile.mkdtemp()) / "search_before.py"
-    file.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("search_before", file)
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules
-    sys.modules["search_before"] = module
-    spec.loader.exec_module(module)
+    folder = Path(tempfile.mkdtemp())
+    for name in ("dsl", "search"):
+        try:
+            text = subprocess.run(["git", "show", f"{BEFORE}:nnlabs/labs/dreamcoder/{name}.py"], cwd=root,
+                                  capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        (folder / f"{name}_before.py").write_text(text.replace("nnlabs.labs.dreamcoder.dsl", "dsl_before"),
+                                                  encoding="utf-8")
+    for name in ("dsl_before", "search_before"):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        # dataclasses look their module up in sys.modules
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     return module
+
+
+def task_before(task: search.Task, before):
+    """The task for the enumerator before: its type rebuilt from that revision's type classes."""
+    def convert(t):
+        if t.__class__ is dsl.TVar:
+            return before.TVar(t.id)
+        return before.TCon(t.name, tuple(convert(a) for a in t.args))
+
+    return before.Task(task.name, convert(task.request), task.examples)
 
 
 def recognition_like(g, seed: int) -> list:
@@ -111,8 +124,9 @@ def bench_search(n_tasks: int) -> None:
                 # in turn, task by task, so a change in machine load touches both alike
                 g = module.Grammar()
                 w = g.log_weights if weights == "uniform" else recognition_like(g, i)
+                job = task if module is search else task_before(task, before)
                 # the programs cap is the budget; the clock only a safety net
-                r = module.solve_task((task, g, w, module.SearchBudget(programs=cap, seconds=900.0)))
+                r = module.solve_task((job, g, w, module.SearchBudget(programs=cap, seconds=900.0)))
                 rate[name][0] += r["tried"]
                 rate[name][1] += r["seconds"]
                 solved[name] += r["solved"]

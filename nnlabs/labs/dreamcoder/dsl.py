@@ -74,10 +74,11 @@ def walk(t, sub: dict):
 
 
 def resolve(t, sub: dict):
-    """Apply the substitution all the way down."""
+    """Apply the substitution all the way down (a part it leaves unchanged is returned as it was)."""
     t = walk(t, sub)
     if t.__class__ is TCon and t.args:
-        return TCon(t.name, tuple(resolve(a, sub) for a in t.args))
+        args = tuple(resolve(a, sub) for a in t.args)
+        return t if args == t.args else TCon(t.name, args)
     return t
 
 
@@ -489,8 +490,20 @@ def apply_rows(head: Program, fh, columns: list, envs: list, steps: int = 2_000,
     budget.limit, budget.deadline = steps, time.perf_counter() + seconds * len(envs)
     first = min(steps + 1, 1024)
     value = head.value if head.__class__ is Prim else None
+    if value is not None and head.name in FIRST_ORDER:
+        # no function argument, so no row runs long: every row under one budget, no per-row
+        # bookkeeping; a row that fails (or all of them running out of steps) sends the whole call
+        # down the per-row path, which decides row by row
+        budget.steps, budget.check_at = 0, first
+        try:
+            if len(columns) == 1:
+                return tuple(FAILED if a is FAILED else value(a) for a in columns[0])
+            if len(columns) == 2:
+                return tuple(FAILED if a is FAILED or b is FAILED else value(a)(b) for a, b in zip(*columns))
+        except (EvalError, ArithmeticError, IndexError, TypeError, ValueError):
+            pass
     out = []
-    for env, *args in zip(envs, *columns):
+    for env, args in zip(envs, zip(*columns) if columns else [()] * len(envs)):
         if FAILED in args:
             out.append(FAILED)
             continue
@@ -544,9 +557,10 @@ def _fold(xs):
     """fold xs init f = f x1 (f x2 (... (f xn init))): a right fold, as in DreamCoder."""
     def with_init(init):
         def with_f(f):
+            # one step per element, charged up front (as map's and filter's are)
+            charge(len(xs))
             acc = init
             for x in reversed(xs):
-                tick()
                 acc = f(x)(acc)
             return acc
         return with_f
@@ -664,6 +678,9 @@ _PRIMS = [
     ("fix", arrow(arrow(arrow(t0, t1), t0, t1), t0, t1), _fix),
 ]
 PRIMITIVES = {name: Prim(name, tp, value) for name, tp, value in _PRIMS}
+# the primitives that take no function: a row of theirs runs in at most MAX_LIST steps (apply_rows)
+FIRST_ORDER = frozenset(("range", "length", "index", "cons", "car", "cdr", "empty?", "+", "-", "*", "mod", "gt?",
+                         "eq?", "is-prime", "is-square"))
 # What the enumerator may build from (general recursion, `fix`, never). `lab`: the lab's base, with
 # `filter` and small constants, so filters with a predicate shape are within a short search. `dreamcoder`:
 # DreamCoder's own list primitives, no `filter` — filter, sum, max, ... must be discovered from fold.

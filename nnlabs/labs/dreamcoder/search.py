@@ -561,19 +561,22 @@ def remembering(body: Entry, env: tuple):
         inner = body.body
 
         def curried(x):
-            v = seen.get(x, seen)
-            if v is seen:
+            try:
+                return seen[x]
+            except KeyError:
                 v = seen[x] = remembering(inner, (x, *env))
-            return v
+                return v
 
         return curried
     fn = body.fn
 
+    # most calls are repeats: a lookup that succeeds is the cheap path
     def call(x):
-        v = seen.get(x, seen)
-        if v is seen:
+        try:
+            return seen[x]
+        except KeyError:
             v = seen[x] = fn((x, *env))
-        return v
+            return v
 
     return call
 
