@@ -59,6 +59,8 @@ LOOPED = ("loop_horizon", "loop_act", "loop_wave")
 ADDITION = ("fixed1", "fixed2", "fixed4", "fixed8", "act_tau0.001", "act_tau0.01", "ponder_lp0.2", "router_tau0.1")
 # and its parity, inside 10 minutes: one PonderNet, the gated looped model; 5.5's MoE and the lambda_p sweep at full
 PARITY = tuple(n for n in ALL if not n.startswith("ponder_") or n == "ponder_lp0.2") + ("loop_horizon", "loop_wave")
+# the full budget's other tasks: every model but the lambda_p sweep, which PonderNet's bar reads on parity only
+OTHER = tuple(n for n in ALL if not n.startswith("ponder_") or n == "ponder_lp0.2")
 # Parity, parens, sortedness: attention sees only the previous position (and itself), so information crosses
 # one position per pass and the passes a position needs grow with how far back its answer depends. One pass
 # cannot see a whole parity string; eight can span the suite's training lengths. Addition sees the whole
@@ -93,7 +95,7 @@ BUDGETS = {
                        finetune=300, batch=64, n_embd=64, max_steps=8, lr=1e-3, exit=(0.9, 0.99),
                        sizes={"train": 6000, "val": 300, "test": 500, "lengthgen": 500}, loop_iters=3000,
                        loop_finetune=1000),
-    "full": ActBudget(tasks={t: ALL + (MOE + LOOPED if t == "parity" else ()) for t in algorithmic.TASKS},
+    "full": ActBudget(tasks={t: ALL + MOE + LOOPED if t == "parity" else OTHER for t in algorithmic.TASKS},
                       iters=300, grow=1000, finetune=500, batch=64, n_embd=64, max_steps=8, lr=1e-3,
                       exit=(0.9, 0.99), sizes={"train": 6000, "val": 500, "test": 1000, "lengthgen": 1000},
                       loop_iters=4000, loop_finetune=2000),
