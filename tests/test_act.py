@@ -3,6 +3,7 @@ ponder cost, frozen halted positions, compute counted = passes actually run, the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -373,6 +374,22 @@ def test_looped_model_is_position_free_and_renormalises_its_state():
     s = calls[-1][2]  # [R, C] the last pass's new states
     assert torch.allclose(s.mean(-1), torch.zeros(len(s)), atol=1e-5)
     assert torch.allclose(s.var(-1, unbiased=False), torch.ones(len(s)), atol=1e-3)
+
+
+def test_tasks_side_by_side_give_the_numbers_of_one_after_another(tmp_path, monkeypatch):
+    """With two cores the lab runs its tasks' curricula in two processes; each run is seeded on its own, so
+    every number is the one the tasks give run one after another (one core, as under the sweep)."""
+    two_tasks = {t: ("fixed1", "fixed2") for t in ("parity", "addition")}
+    budget = dataclasses.replace(experiment.BUDGETS["tiny"], tasks=two_tasks)
+    monkeypatch.setitem(experiment.BUDGETS, "tiny", budget)
+    analyses = {}
+    for cores in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", cores)
+        assert act.main(["--budget", "tiny", "--out", str(tmp_path / cores)]) == 0
+        analyses[cores] = {run.name: {k: v for k, v in json.loads((run / "analysis.json").read_text()).items()
+                                      if k != "train_s"} for run in (tmp_path / cores).glob("*-*")}
+    assert len(analyses["1"]) == 6  # fixed1, fixed2 and its early exit, on each task
+    assert analyses["2"] == analyses["1"]
 
 
 def test_looped_models_alone_get_their_report(tmp_path):

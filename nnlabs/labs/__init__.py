@@ -2,14 +2,16 @@
 its metrics, and a `report(out)` that rebuilds figures, report.md and the explorable from run files.
 
 This module is the registry the CLI, the Makefile's lab list and the site's titles are derived from,
-and it holds the three things every lab shares: the `Patch` entries `nnlabs diff` prints, the flags
-every lab takes, and the one schema of a run's config.json.
+and it holds what every lab shares: the `Patch` entries `nnlabs diff` prints, the flags every lab takes,
+the one schema of a run's config.json, and how many worker processes a lab may start.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import multiprocessing as mp
+import os
 from dataclasses import dataclass
 
 
@@ -74,3 +76,10 @@ def run_config(*, lab: str, run: str, budget: str, seed: int, model: dict | None
     if lab not in LABS:
         raise ValueError(f"unknown lab {lab!r}")
     return {"lab": lab, "run": run, "budget": budget, "seed": seed, "model": model, **lab_config}
+
+
+def worker_processes() -> int:
+    """The CPU threads this process was given (OMP_NUM_THREADS, which the sweep sets per run), else every
+    core: a lab sharing the machine under a sweep works with its share, not the whole machine."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else mp.cpu_count()

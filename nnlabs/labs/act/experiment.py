@@ -8,13 +8,14 @@ shared block. Each run directory gets config.json, metrics.jsonl, checkpoint.pt 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from nnlabs.labs import lab_parser, run_config
+from nnlabs.labs import lab_parser, run_config, worker_processes
 from nnlabs.labs.act.data import VOCAB, encode, load_task, seq_len
 from nnlabs.labs.act.halting import ActConfig, RecurrentDepth
 from nnlabs.labs.act.looped import LoopedDepth
@@ -235,39 +236,56 @@ def main(argv: list[str]) -> int:
 
 
 def run_lab(args, budget: ActBudget, tasks: list[str], out: Path) -> int:
-    """Every task's curriculum, then lab.json and the report, in --out (claimed by `main`)."""
+    """Every task's curriculum, then lab.json and the report, in --out (claimed by `main`). The tasks'
+    curricula share nothing, so they run side by side, one process per task, as many at a time as the lab
+    was given cores (`worker_processes`: one under the sweep, which runs labs side by side itself); each
+    run is seeded on its own, so the numbers are those of one task after another."""
     t0 = time.perf_counter()
-    for task in tasks:
-        splits = load_task(task, args.seed, budget.sizes)
-        chosen = [n for n in budget.tasks[task] if not args.models or n in args.models.split(",")]
-        names = [n for n in chosen if not MODELS[n].get("looped")]
-        family = {n: MODELS[n].get("experts", 0) for n in names}  # dense (0) or MoE: one curriculum each
-        deepest = {f: max((n for n in names if family[n] == f and MODELS[n]["halting"] == "fixed"),
-                          key=lambda n: MODELS[n]["max_steps"]) for f in set(family.values())}
-        # the looped family's own curriculum: the horizon model from scratch, ACT from it (MODELS' "from")
-        order = names + [n for n in chosen if MODELS[n].get("looped")]
-        if any(MODELS[n]["max_steps"] != budget.max_steps for n in deepest.values()):
-            raise UserError(f"budget {args.budget}: the deepest fixed model must run max_steps passes")
-        # A depth curriculum (docs/act.md): the shallowest fixed model trains from scratch, each deeper one
-        # starts from the previous (same block, more passes), the adaptive ones from the deepest.
-        previous: dict[int, str] = {}
-        for name in order:
-            if MODELS[name].get("looped"):
-                init, exits = MODELS[name].get("from"), ()
-            else:
-                f, adaptive = family[name], MODELS[name]["halting"] != "fixed"
-                # the MoE family's first model is upcycled from the deepest dense one (warm_start)
-                init = deepest[f] if adaptive else previous.get(f, deepest[0] if f else None)
-                # the confidence early-exit baseline reuses the deepest dense fixed model
-                exits = budget.exit if name == deepest[f] and not f else ()
-                if not adaptive:
-                    previous[f] = name
-            a = run_one(out, task, name, splits, budget, args, exits, init and f"{task}-{init}")
-            print(f"{task:10s} {name:13s} test acc {a['splits']['test']['acc']:.3f}  "
-                  f"lengthgen acc {a['splits']['lengthgen']['acc']:.3f}  "
-                  f"MACs/example {a['splits']['test']['macs_per_example']:,.0f}  ({a['train_s']:.0f}s)")
+    processes = min(len(tasks), worker_processes())
+    if processes > 1:
+        # spawn, not fork: the parent has run torch, and a forked OpenMP runtime can hang
+        with mp.get_context("spawn").Pool(processes) as pool:
+            pool.starmap(run_task, [(args, budget, task, out) for task in tasks], chunksize=1)
+            # let the workers exit on their own (the pool's exit kills them, leaking their progress bars' locks)
+            pool.close()
+            pool.join()
+    else:
+        for task in tasks:
+            run_task(args, budget, task, out)
     (out / "lab.json").write_text(json.dumps({"budget": args.budget, "seed": args.seed, "tasks": tasks,
                                               "wall_s": round(time.perf_counter() - t0, 1)}) + "\n")
     report(out)
     print(f"report: {out / 'report.md'}  explorable: {out / 'act.html'}")
     return 0
+
+
+def run_task(args, budget: ActBudget, task: str, out: Path) -> None:
+    """One task's models in curriculum order."""
+    splits = load_task(task, args.seed, budget.sizes)
+    chosen = [n for n in budget.tasks[task] if not args.models or n in args.models.split(",")]
+    names = [n for n in chosen if not MODELS[n].get("looped")]
+    family = {n: MODELS[n].get("experts", 0) for n in names}  # dense (0) or MoE: one curriculum each
+    deepest = {f: max((n for n in names if family[n] == f and MODELS[n]["halting"] == "fixed"),
+                      key=lambda n: MODELS[n]["max_steps"]) for f in set(family.values())}
+    # the looped family's own curriculum: the horizon model from scratch, ACT from it (MODELS' "from")
+    order = names + [n for n in chosen if MODELS[n].get("looped")]
+    if any(MODELS[n]["max_steps"] != budget.max_steps for n in deepest.values()):
+        raise UserError(f"budget {args.budget}: the deepest fixed model must run max_steps passes")
+    # A depth curriculum (docs/act.md): the shallowest fixed model trains from scratch, each deeper one
+    # starts from the previous (same block, more passes), the adaptive ones from the deepest.
+    previous: dict[int, str] = {}
+    for name in order:
+        if MODELS[name].get("looped"):
+            init, exits = MODELS[name].get("from"), ()
+        else:
+            f, adaptive = family[name], MODELS[name]["halting"] != "fixed"
+            # the MoE family's first model is upcycled from the deepest dense one (warm_start)
+            init = deepest[f] if adaptive else previous.get(f, deepest[0] if f else None)
+            # the confidence early-exit baseline reuses the deepest dense fixed model
+            exits = budget.exit if name == deepest[f] and not f else ()
+            if not adaptive:
+                previous[f] = name
+        a = run_one(out, task, name, splits, budget, args, exits, init and f"{task}-{init}")
+        print(f"{task:10s} {name:13s} test acc {a['splits']['test']['acc']:.3f}  "
+              f"lengthgen acc {a['splits']['lengthgen']['acc']:.3f}  "
+              f"MACs/example {a['splits']['test']['macs_per_example']:,.0f}  ({a['train_s']:.0f}s)", flush=True)

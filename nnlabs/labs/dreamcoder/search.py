@@ -32,7 +32,6 @@ import gc
 import heapq
 import math
 import multiprocessing as mp
-import os
 import random
 import sys
 import time
@@ -40,6 +39,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from nnlabs.labs import worker_processes
 from nnlabs.labs.dreamcoder.dsl import (
     BOOL,
     FAILED,
@@ -707,13 +707,6 @@ def known_outputs(en: Enumerator, task: Task) -> list[tuple[int, object]]:
         return []
     rows = {env: r for r, env in enumerate(en.probes((args[0],)))}
     return [(rows[(x,)], y) for x, y in task.examples if (x,) in rows]
-
-
-def worker_processes() -> int:
-    """The CPU threads this process was given (OMP_NUM_THREADS, which the sweep sets per run), else every
-    core: a lab sharing the machine under a sweep searches with its share, not the whole machine."""
-    given = os.environ.get("OMP_NUM_THREADS", "")
-    return int(given) if given.isdigit() and int(given) > 0 else mp.cpu_count()
 
 
 def solve_tasks(tasks, g: Grammar, weights, budget: SearchBudget, processes: int = 0) -> list[dict]:

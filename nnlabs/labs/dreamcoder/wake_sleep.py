@@ -57,7 +57,7 @@ class LoopConfig:
     dreams: int = 100
     recognition_steps: int = 150
     seed: int = 0
-    # 0 = search.worker_processes()
+    # 0 = nnlabs.labs.worker_processes()
     processes: int = 0
     # the base primitives (dsl.BASES): "lab" (with filter) or "dreamcoder" (DreamCoder's list DSL, no filter)
     base: str = "lab"
