@@ -678,7 +678,7 @@ _PRIMS = [
     ("fix", arrow(arrow(arrow(t0, t1), t0, t1), t0, t1), _fix),
 ]
 PRIMITIVES = {name: Prim(name, tp, value) for name, tp, value in _PRIMS}
-# the primitives that take no function: a row of theirs runs in at most MAX_LIST steps (apply_rows)
+# the primitives that take no function: a row of theirs never runs a program, only a few list steps (apply_rows)
 FIRST_ORDER = frozenset(("range", "length", "index", "cons", "car", "cdr", "empty?", "+", "-", "*", "mod", "gt?",
                          "eq?", "is-prime", "is-square"))
 # What the enumerator may build from (general recursion, `fix`, never). `lab`: the lab's base, with
