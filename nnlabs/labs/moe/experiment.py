@@ -55,11 +55,11 @@ def unbalanced(**moe) -> MoEConfig:
     return MoEConfig(**{"n_experts": 8, "top_k": 1, "balance_alpha": 0.0, "z_alpha": 0.0, **moe})
 
 
-# The collapse setting (docs/moe.md records the search that found it, 3 seeds per candidate): a router
+# The collapse setting (docs/moe.md records the searches that found it, 3 seeds per candidate): a router
 # initialised at std 3 (its softmax saturated from the start) with a per-expert bias, at a learning rate of
-# 1e-2; without balancing, the bias of the experts that win early grows for every token and routing drifts
+# 2e-2; without balancing, the bias of the experts that win early grows for every token and routing drifts
 # onto few experts. The runs below it are the same setting with one cure each.
-COLLAPSE = {"router_std": 3.0, "learning_rate": 1e-2}
+COLLAPSE = {"router_std": 3.0, "learning_rate": 2e-2}
 
 
 def collapse_setting(**moe) -> RunSpec:

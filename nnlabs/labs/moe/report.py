@@ -452,9 +452,9 @@ GAP = """
 - Toy scale: two to four layers, a few hundred thousand parameters, minutes of CPU. MoE's quality gains in
   the literature come at scales where expert capacity, not data, is the bottleneck; here the differences
   between runs are small. Intervals are over the seeds present (a t-interval; one seed gives none).
-- The collapse setting is found, not natural: a router initialised at std 3 (saturated from the start)
-  with a bias per expert, at learning rate 1e-2. At the lab's default initialisation routing did not
-  collapse without balancing (MaxVio_global 1–2.5).
+- The collapse setting is found, not natural: a router initialised saturated, with a bias per expert, at a
+  high learning rate (values in "Collapse and its cures"). At the lab's default initialisation routing did
+  not collapse without balancing (MaxVio_global 1–2.5).
 - Padding positions are routed (as the dense FFN computes them) but count in no balancing statistic.
 - One device: no expert parallelism and no all-to-all, the communication costs that dominate real MoE
   systems. The experts run as one grouped matmul (torch._grouped_mm); step times are from a shared machine.
