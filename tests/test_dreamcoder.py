@@ -352,3 +352,23 @@ def test_task_files_are_used_whole_and_skips_are_counted(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([{"name": "x", "type": {"input": "list-of-int"}, "examples": []}]))
     with pytest.raises(UserError, match="task 1 \\(x\\)"):
         load_tasks(Namespace(train=str(tmp_path / "bad.json"), test=str(tmp_path / "test.json")))
+
+
+def test_the_search_benchmark_loads_and_runs_the_enumerator_before():
+    """benchmarks/bench_dreamcoder.py compares today's search with the one before the rewrite, loaded from
+    git with its own interpreter; a rename in today's code once broke that load unnoticed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_dreamcoder.py"
+    spec = importlib.util.spec_from_file_location("bench_dreamcoder", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    before = bench.search_before()
+    if before is None:
+        pytest.skip(f"git history with revision {bench.BEFORE} is not at hand")
+    task = Task("add1", arrow(tlist(INT), tlist(INT)), [((1, 2), (2, 3)), ((5,), (6,)), ((), ())])
+    g = before.Grammar()
+    result = before.solve_task((bench.task_before(task, before), g, g.log_weights,
+                                before.SearchBudget(programs=2_000, seconds=30.0)))
+    assert result["solved"] and result["tried"] > 0
