@@ -59,7 +59,8 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
         ax.set_ylim(-2, 104)
         ax.axhline(50, color="#bbb", lw=0.8, ls="--")
         ax.text(ax.get_xlim()[1], 45, "chance (binary answers) ", fontsize=6, color="#888", ha="right")
-        ax.set_title(f"{task}: accuracy vs measured compute" + seed_note(every_seed))
+        # the task alone on each panel: four "task: accuracy vs ..." titles ran into each other at full
+        ax.set_title(task + seed_note(every_seed))
         ax.set_xlabel("forward MACs per example, millions (measured)")
         ax.set_ylabel("exact-match accuracy (%)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in COLORS.items()]
@@ -69,6 +70,7 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
         handles.append(plt.Line2D([], [], color="#ccc", marker="o", mec="k", mew=1.2, ls="",
                                   label="MoE feed-forward (5.5)"))
     axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("Accuracy vs measured compute, per task")
     save(fig, out / "figures" / "accuracy_vs_compute", source=str(out))
 
 
