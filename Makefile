@@ -40,8 +40,10 @@ $(VENV)/.installed-ray: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[ray]'
 	touch $@
 
+# two workers, one test file each at a time: a file's module-scoped fixtures (the sweep's, the labs' tiny
+# runs) are built once, not once per worker
 test: install $(VENV)/.installed-ray
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check nnlabs tests benchmarks

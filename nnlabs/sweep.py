@@ -152,7 +152,7 @@ def fmt_s(seconds: float) -> str:
 
 class Progress:
     """One status line for the whole sweep: done / running / failed, elapsed and an estimate of the rest
-    (from the mean time of a finished seed). Quiet under CI=true."""
+    (from the mean time of a finished seed). Shown on a terminal, quiet under CI=true."""
 
     def __init__(self, total: int, slots: int, show: bool):
         self.total, self.slots, self.show = total, slots, show
@@ -252,7 +252,9 @@ def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int =
     where = f"{next(iter(outs.values())).resolve()}/seed-<s>" if len(outs) == 1 else "<lab folder>/seed-<s>"
     print(f"{', '.join(outs)}: {len(todo)} seed(s) at budget {budget} on {executor}, {threads} thread(s) each "
           + (f"{jobs} at a time, " if executor == "local" else "") + f"into {where}")
-    show = progress if progress is not None else os.environ.get("CI", "").lower() not in ("1", "true")
+    # a line redrawn every second: for a terminal, not for a log file (a seed's done line is printed anyway)
+    show = progress if progress is not None else (sys.stderr.isatty()
+                                                   and os.environ.get("CI", "").lower() not in ("1", "true"))
     futures, slots, close = submit_local(todo, jobs) if executor == "local" else submit_ray(todo, address)
     bar = Progress(len(todo), slots, show)
     results, pending = [], set(futures)
@@ -309,12 +311,15 @@ def main(argv: list[str]) -> int:
         raise UserError("--out names one lab's folder; with several labs give --runs (each lab in <runs>/<lab>)")
     executor = a.executor or ("ray" if a.address or os.environ.get("RAY_ADDRESS") else "local")
     outs = {lab: Path(a.out) if a.out else Path(a.runs) / lab for lab in labs}
+    # imported now, not after the seeds: an edit to a lab's code while a long sweep runs must not break
+    # the last step with a half-old, half-new import
+    reports = {lab: lab_module(lab).report for lab in labs}
     results = sweep_labs(outs, list(range(a.seeds)), a.budget, a.jobs, a.threads, executor, a.address)
     failed = {r["lab"] for r in results if not r["ok"]}
     # each lab's report over every seed (each seed folder also holds its own one-seed report); not over a
     # lab with a failed seed: its report would quietly average fewer seeds
     for lab in labs:
         if lab not in failed:
-            lab_module(lab).report(outs[lab])
+            reports[lab](outs[lab])
             print(f"{lab}: report over every seed in {outs[lab] / 'report.md'}")
     return 1 if failed else 0
