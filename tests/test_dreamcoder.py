@@ -246,6 +246,17 @@ def test_compression_keeps_no_abstraction_without_structure(corpus):
     assert free.ratio([parse(t) for t in corpus]) > result.ratio([parse(t) for t in corpus])
 
 
+@pytest.mark.parametrize("body, structure", [
+    ("(lam (lam (map (lam ($2 $0)) $0)))", False),  # map in a wrapper: the parameter eta-expanded
+    ("(lam (lam (fold $0 0 (lam (lam ($3 $1 $0))))))", False),  # fold with its 0 fixed, f eta-expanded
+    ("(lam (lam (map (lam ($2 $0 $0)) $0)))", True),  # f x x: a new way to use f
+    ("(lam (lam (fold $0 0 (lam (lam (+ $1 $0))))))", True),  # a fixed function makes the fold a sum
+    ("(lam (map (lam (+ $0 1)) $0))", True),
+])
+def test_an_eta_expanded_parameter_is_no_structure(body, structure):
+    assert adds_structure(parse(body)) is structure
+
+
 def test_compression_finds_the_shared_abstraction():
     corpus_text = ["(lam (map (lam (+ $0 1)) $0))", "(lam (map (lam (+ $0 2)) $0))",
                    "(lam (map (lam (+ $0 3)) $0))", "(lam (car (map (lam (+ $0 2)) $0)))"]

@@ -224,7 +224,20 @@ def adds_structure(pattern: Program) -> bool:
     while pattern.__class__ is Lam:
         pattern = pattern.body
     _, args = spine(pattern)
-    return any(a.__class__ in (App, Lam) for a in args)
+    return any(a.__class__ in (App, Lam) and not eta_wrapper(a) for a in args)
+
+
+def eta_wrapper(term: Program) -> bool:
+    """Is term (lam ... (lam (f $k-1 ... $0))) with f one of the pattern's own parameters (a hole, or a
+    variable bound outside those k lambdas)? Then it is f itself, eta-expanded, and `(map (lam ($2 $0)) $0)`
+    is map in a wrapper (the full budget kept it as fn_2 in session 8). A fixed function stays structure:
+    `(lam (+ $1 $0))` in `(fold $0 0 (lam (lam (+ $1 $0))))` is what makes that fold a sum."""
+    k = 0
+    while term.__class__ is Lam:
+        term, k = term.body, k + 1
+    head, args = spine(term)
+    return (k > 0 and (head.__class__ is Hole or (head.__class__ is Var and head.i >= k))
+            and [a.i if a.__class__ is Var else None for a in args] == list(range(k - 1, -1, -1)))
 
 
 def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, rescore: int = 12,
