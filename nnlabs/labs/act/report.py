@@ -48,19 +48,17 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
                     s = a["splits"][split]
                     ax.scatter(s["macs_per_example"] / 1e6, 100 * s["acc"], marker=marker, s=16, linewidths=0,
                                color=COLORS[a["kind"]], alpha=SEED_ALPHA)
-        labels: dict[tuple, list] = {}  # label anchor -> the models labelled there
-        frontier = accuracy_frontier(rs)
         for a in rs:
             for split, marker, fill in (("test", "o", True), ("lengthgen", "s", False)):
                 s = a["splits"][split]
                 moe = {"edgecolors": "k", "linewidths": 1.2} if a.get("experts") else {}
                 ax.scatter(s["macs_per_example"] / 1e6, 100 * s["acc"], marker=marker, s=36, color=COLORS[a["kind"]],
                            facecolors=COLORS[a["kind"]] if fill else "none", **moe)
-            if a not in frontier:
-                continue
+        labels: dict[tuple, list] = {}  # label anchor -> the models labelled there
+        width = max(b["splits"]["test"]["macs_per_example"] for b in rs) / 1e6
+        for a in accuracy_frontier(rs):
             s = a["splits"]["test"]
             point = (s["macs_per_example"] / 1e6, 100 * s["acc"])
-            width = max(b["splits"]["test"]["macs_per_example"] for b in rs) / 1e6
             near = next((p for p in labels if abs(p[0] - point[0]) < 0.04 * width and abs(p[1] - point[1]) < 4), None)
             labels.setdefault(near or point, []).append(a)  # points closer than a label's size share one label
         for (x, y), same in labels.items():
