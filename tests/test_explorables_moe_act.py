@@ -278,3 +278,15 @@ def test_act_model_output_renders_as_text_and_fits_a_phone(act_runs, tmp_path, o
     assert page.locator("img").count() == 0 and page.evaluate("window.pwned") is None
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert errors == []
+
+
+def test_moe_run_label_names_the_whole_collapse_setting():
+    # the collapse runs differ from the default runs by router init, router bias and learning rate: all named
+    from nnlabs.labs.moe.explorable import describe
+
+    collapse = {"moe": {"n_experts": 8, "top_k": 1, "bias_rate": 1e-3, "router_bias": True},
+                "router_std": 3.0, "train": {"learning_rate": 0.02}}
+    assert describe(collapse) == ("top-1 of 8, loss-free bias (proportional, u = 0.001), router init std 3, "
+                                  "learned router bias, lr 0.02")
+    default = {"moe": {"n_experts": 8, "top_k": 1, "balance_alpha": 0.01}, "train": {"learning_rate": 3e-3}}
+    assert describe(default) == "top-1 of 8, Switch loss"

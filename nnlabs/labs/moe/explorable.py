@@ -11,10 +11,11 @@ from pathlib import Path
 from nnlabs.labs.moe.metrics import CLASSES, DOMAINS, max_violation
 from nnlabs.report.explorable import write_html
 from nnlabs.report.runs import Run
+from nnlabs.spine.train import TrainConfig
 
 
 def describe(config: dict) -> str:
-    """A run's routing in words, from its config: e.g. `top-1 of 8, Switch loss, router init std 3`."""
+    """A run's routing in words, from its config: e.g. `top-1 of 8, Switch loss, router init std 3, learned router bias, lr 0.02`."""
     moe = config["moe"]
     cures = [word for key, word in (("balance_alpha", "Switch loss"), ("z_alpha", "router z-loss"),
                                     ("noise_std", "noisy top-k"), ("bias_rate", "loss-free bias"))
@@ -26,6 +27,12 @@ def describe(config: dict) -> str:
         words.append(f"capacity factor {moe['capacity_factor']:g}")
     if config.get("router_std") is not None:
         words.append(f"router init std {config['router_std']:g}")
+    if moe.get("router_bias"):
+        words.append("learned router bias")
+    # the collapse setting's learning rate is part of the setting: named where it is not the trainer's default
+    lr = config.get("train", {}).get("learning_rate")
+    if lr is not None and lr != TrainConfig.learning_rate:
+        words.append(f"lr {lr:g}")
     return ", ".join(words)
 
 
