@@ -39,6 +39,7 @@ from nnlabs.labs.dreamcoder.search import (
     candidates,
     enumerate_programs,
     solve_task,
+    solve_tasks,
     summary,
     unorder,
 )
@@ -115,6 +116,19 @@ def test_enumeration_order_and_finds_a_small_program():
     # the description length is the likelihood summary's -log P
     s = summary(g, parse(r["program"]), request)
     assert s is not None and len(s) == 2
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_solve_tasks_reports_each_search_as_it_ends(processes):
+    # a full-budget wake searches for half an hour: the lab prints from these calls while it runs
+    g, request = Grammar(), arrow(tlist(INT), INT)
+    tasks = [Task("length", request, [((1, 2, 3), 3), ((), 0)]), Task("head", request, [((4, 1), 4), ((7,), 7)]),
+             Task("sum", request, [((1, 2), 3), ((5,), 5)])]
+    heard = []
+    results = solve_tasks(tasks, g, [g.log_weights] * 3, SearchBudget(programs=300, seconds=10), processes,
+                          lambda r, done, total: heard.append((r["name"], done, total)))
+    assert heard == [("length", 1, 3), ("head", 2, 3), ("sum", 3, 3)]
+    assert [r["name"] for r in results] == ["length", "head", "sum"]
 
 
 def naive_programs(g, w, req, env, sub, n, budget):

@@ -269,6 +269,20 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
         for a in record.get("new_abstractions", []):
             print(f"      new {a['name']} ({a['suggested']}): {a['body']}  — used by {len(a['helps'])} task(s)")
 
+    def searching(name, cycle):
+        """A wake's `on_done`: a line at most once a minute while it searches (a full-budget wake runs for
+        half an hour; the cycle's own line follows when it ends)."""
+        last, solved = [time.perf_counter()], [0]
+
+        def on_done(result, done, total):
+            solved[0] += result["solved"]
+            if not quiet and done < total and time.perf_counter() - last[0] >= 60:
+                last[0] = time.perf_counter()
+                print(f"  [{name}] {f'cycle {cycle} wake' if cycle else 'search'}: {done}/{total} tasks searched, "
+                      f"{solved[0]} solved "
+                      f"({last[0] - t0:.0f}s)", flush=True)
+        return on_done
+
     t0 = time.perf_counter()
     cpu0 = cpu_seconds()
     common = dict(cycles=budget.cycles, programs=budget.programs, seconds=budget.seconds, dreams=budget.dreams,
@@ -277,13 +291,13 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     if not quiet:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
     if not (args.resume and finished(out / "full")):
-        run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget)
+        run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget, searching)
     if budget.ablation and not (args.resume and finished(out / "no_recognition")):
         run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common),
-                 out / "no_recognition", progress, args.budget)
+                 out / "no_recognition", progress, args.budget, searching)
     if not (args.resume and finished(out / "no_learning")):
         run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
-                        out / "no_learning", args.budget)
+                        out / "no_learning", args.budget, searching("no_learning", None))
     # Part 7.5: the same held-out tasks answered by a neural model, by these programs, and by routers;
     # it needs each task's generator (the pack's reference programs) to draw fresh inputs
     if args.train is None and not (args.resume and finished(out / "neural")):
@@ -303,14 +317,15 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     return 0
 
 
-def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path, budget_name: str = "custom") -> None:
+def run_no_learning(test: list[Task], cfg: LoopConfig, run_dir: Path, budget_name: str = "custom",
+                    on_done=None) -> None:
     """The base grammar with the learners' total per-task budget, in one search per held-out task."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg, budget_name)
     g = Grammar(base_grammar(cfg.base))
     budget = SearchBudget(programs=cfg.programs * cfg.cycles, seconds=cfg.seconds * cfg.cycles)
     t0 = time.perf_counter()
-    results = solve_tasks(test, g, [g.log_weights] * len(test), budget, cfg.processes)
+    results = solve_tasks(test, g, [g.log_weights] * len(test), budget, cfg.processes, on_done)
     solved = [r for r in results if r["solved"]]
     tried = sum(r["tried"] for r in results)
     line = {"step": cfg.cycles, "split": "test", "loss": None, "tokens": 0, "macs": 0,

@@ -709,15 +709,25 @@ def known_outputs(en: Enumerator, task: Task) -> list[tuple[int, object]]:
     return [(rows[(x,)], y) for x, y in task.examples if (x,) in rows]
 
 
-def solve_tasks(tasks, g: Grammar, weights, budget: SearchBudget, processes: int = 0) -> list[dict]:
+def solve_tasks(tasks, g: Grammar, weights, budget: SearchBudget, processes: int = 0, on_done=None) -> list[dict]:
     """Solve tasks in parallel, one task per worker at a time (default: `worker_processes()`); weights[i]
-    is task i's. The programs cap is the budget, so the number of workers never changes a result."""
+    is task i's. The programs cap is the budget, so the number of workers never changes a result.
+    `on_done(result, n_done, n_tasks)`, if given, hears of each search as it ends (in task order)."""
     jobs = [(t, g, w, budget) for t, w in zip(tasks, weights)]
     processes = processes or worker_processes()
     if processes == 1 or len(jobs) <= 1:
-        return [solve_task(j) for j in jobs]
+        return collect(map(solve_task, jobs), len(jobs), on_done)
     with mp.get_context("fork").Pool(processes) as pool:
-        return pool.map(solve_task, jobs, chunksize=1)
+        return collect(pool.imap(solve_task, jobs, chunksize=1), len(jobs), on_done)
+
+
+def collect(results, n: int, on_done) -> list[dict]:
+    out = []
+    for r in results:
+        out.append(r)
+        if on_done:
+            on_done(r, len(out), n)
+    return out
 
 
 # -----------------------------------------------------------------------------

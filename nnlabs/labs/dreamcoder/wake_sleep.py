@@ -108,8 +108,10 @@ class Learner:
 
 
 def run_loop(train: list[Task], test: list[Task], cfg: LoopConfig, run_dir: Path, progress=None,
-             budget_name: str = "custom") -> dict:
-    """Each cycle: wake, abstraction sleep, dream sleep, then one metrics line per split."""
+             budget_name: str = "custom", searching=None) -> dict:
+    """Each cycle: wake, abstraction sleep, dream sleep, then one metrics line per split. `progress(name,
+    cycle, cycles, record)` hears of each cycle; `searching(name, cycle)`, if given, returns the wake's
+    `on_done` for `solve_tasks`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg, budget_name)
     learner = Learner(Grammar(base_grammar(cfg.base)))
@@ -119,7 +121,7 @@ def run_loop(train: list[Task], test: list[Task], cfg: LoopConfig, run_dir: Path
     with open(run_dir / "metrics.jsonl", "w", encoding="utf-8") as metrics:
         for cycle in range(1, cfg.cycles + 1):
             record = {"cycle": cycle, "library": [show(inv.body) for inv in learner.library]}
-            record |= wake(learner, train, test, cfg)
+            record |= wake(learner, train, test, cfg, searching(cfg.name, cycle) if searching else None)
             if cfg.learn and learner.solutions:
                 record |= abstraction_sleep(learner, by_name, cfg)
             record["solutions"] = {n: show(p) for n, p in sorted(learner.solutions.items())}
@@ -152,14 +154,15 @@ def write_config(run_dir: Path, cfg: LoopConfig, budget_name: str) -> None:
     (run_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def wake(learner: Learner, train: list[Task], test: list[Task], cfg: LoopConfig) -> dict:
+def wake(learner: Learner, train: list[Task], test: list[Task], cfg: LoopConfig, on_done=None) -> dict:
     """Search every unsolved training task and every held-out task; solved training tasks join the
     corpus. Returns the cycle record's `wake` (one result per task searched, train first) and `wake_s`."""
     todo = [t for t in train if t.name not in learner.solutions] + test
     g = learner.grammar
     weights = predict(learner.model, g, todo) if learner.model is not None else [g.log_weights] * len(todo)
     t0 = time.perf_counter()
-    results = solve_tasks(todo, g, weights, SearchBudget(programs=cfg.programs, seconds=cfg.seconds), cfg.processes)
+    results = solve_tasks(todo, g, weights, SearchBudget(programs=cfg.programs, seconds=cfg.seconds), cfg.processes,
+                          on_done)
     wake_s = time.perf_counter() - t0
     lib = library_of(learner.library)
     n_train = len(todo) - len(test)

@@ -15,7 +15,8 @@ from nnlabs.spine.train import TrainConfig
 
 
 def describe(config: dict) -> str:
-    """A run's routing in words, from its config: e.g. `top-1 of 8, Switch loss, router init std 3, learned router bias, lr 0.02`."""
+    """A run's routing in words, from its config, e.g. `top-1 of 8, no balancing, router init std 3, learned
+    router bias, lr 0.02`."""
     moe = config["moe"]
     cures = [word for key, word in (("balance_alpha", "Switch loss"), ("z_alpha", "router z-loss"),
                                     ("noise_std", "noisy top-k"), ("bias_rate", "loss-free bias"))
