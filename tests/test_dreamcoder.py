@@ -308,6 +308,7 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     for fig in ("dreamcoder_library", "dreamcoder_solved", "dreamcoder_before_after"):
         assert (out / "figures" / f"{fig}.png").exists()
     assert "Solved fraction per cycle" in (out / "report.md").read_text()
+    assert "by any wake (equal total programs)" in (out / "report.md").read_text()
     dom, _ = render_html(out / "dreamcoder.html")
     assert "Library" in dom and "cycle 1" in dom
     payoff = json.loads((out / "payoff.json").read_text())
@@ -336,7 +337,28 @@ def test_paired_verdicts_use_an_exact_mcnemar_test():
     assert mcnemar({"a", "b"}, {"c"}) == (2, 1, 1.0)  # 2 vs 1: 2 * (1 + 3) / 8, capped at 1
     assert mcnemar({"a"}, {"a"})[2] == 1.0  # no discordant task: no evidence either way
     assert paired_verdict(set("abcdef"), set(), "it helped", "it hurt").startswith("it helped")
+    # 15 vs 1 discordant: p = 2 * 17 / 2**16, shown as a number, not rounded to 0.00
+    assert "p = 0.0005," in paired_verdict(set("abcdefghijklmno"), {"z"}, "it helped", "it hurt")
     assert "within noise" in paired_verdict({"a", "b"}, {"c"}, "it helped", "it hurt")
+
+
+def test_held_out_solved_by_the_last_wake_or_by_any_wake():
+    # every wake searches every held-out task again: over all wakes the learner spent on each task the total
+    # budget no_learning spends at once, so "any wake" is the equal-programs comparison
+    from types import SimpleNamespace
+
+    from nnlabs.labs.dreamcoder.report import held_out_solved
+
+    def wake(**solved):
+        return [{"name": n, "split": "test", "solved": ok} for n, ok in solved.items()] + [
+            {"name": "t", "split": "train", "solved": True}]
+
+    learner = SimpleNamespace(analysis={"cycles": [{"wake": wake(a=True, b=False, c=False)},
+                                                   {"wake": wake(a=False, b=True, c=False)}]})
+    assert held_out_solved(learner) == {"b"}
+    assert held_out_solved(learner, any_wake=True) == {"a", "b"}
+    no_learning = SimpleNamespace(analysis={"wake": [{"name": "c", "solved": True}, {"name": "a", "solved": False}]})
+    assert held_out_solved(no_learning) == held_out_solved(no_learning, any_wake=True) == {"c"}
 
 
 def test_task_files_are_used_whole_and_skips_are_counted(tmp_path):

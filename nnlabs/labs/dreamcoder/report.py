@@ -44,11 +44,14 @@ def search_cost(run: Run) -> tuple[list, list]:
     return [c for c, _ in pairs], [v for _, v in pairs]
 
 
-def held_out_solved(run: Run) -> set[str]:
-    """Names of the held-out tasks a run's last wake solved (no_learning has one wake, of held-out tasks only)."""
+def held_out_solved(run: Run, any_wake: bool = False) -> set[str]:
+    """Names of the held-out tasks a run's last wake solved, or (any_wake) any of its wakes: every wake
+    searches every held-out task again, so over all its wakes a learner has spent on each held-out task
+    the total budget no_learning spends in its one search (no_learning has one wake, of held-out tasks only)."""
     a = run.analysis
-    wake = a["cycles"][-1]["wake"] if "cycles" in a else [{**r, "split": "test"} for r in a["wake"]]
-    return {r["name"] for r in wake if r["split"] == "test" and r["solved"]}
+    wakes = [c["wake"] for c in a["cycles"]] if "cycles" in a else [[{**r, "split": "test"} for r in a["wake"]]]
+    return {r["name"] for wake in (wakes if any_wake else wakes[-1:]) for r in wake
+            if r["split"] == "test" and r["solved"]}
 
 
 def mcnemar(a: set, b: set) -> tuple[int, int, float]:
@@ -64,7 +67,8 @@ def paired_verdict(a: set, b: set, better: str, worse: str, over: str = "the hel
     """One sentence: did run A solve more held-out tasks than run B beyond what chance would give? Sets of
     task names (one seed) or of (seed, task) pairs (pooled over seeds)."""
     only_a, only_b, p = mcnemar(a, b)
-    test = f"{only_a} task(s) solved only with it, {only_b} only without; exact McNemar p = {p:.2f}, over {over}"
+    shown = f"{p:.2f}" if p >= 0.01 else f"{p:.1g}"  # 0.0005, not 0.00
+    test = f"{only_a} task(s) solved only with it, {only_b} only without; exact McNemar p = {shown}, over {over}"
     if p < 0.05:
         return f"{better if only_a > only_b else worse} ({test})."
     return f"the difference is within noise at this scale ({test})."
@@ -214,10 +218,15 @@ def seeds_section(groups: dict[str, list[Run]]) -> list[str]:
     def held_out(run: Run) -> dict:
         return [m for m in run.metrics if m["split"] == "test"][-1]
 
+    def any_wake(run: Run) -> float:
+        return 100 * len(held_out_solved(run, any_wake=True)) / held_out(run)["n_tasks"]
+
     rows = [[name, ", ".join(str(r.seed) for r in rs), cell([100 * held_out(r)["solved_frac"] for r in rs], ".1f"),
+             cell([any_wake(r) for r in rs], ".1f"),
              cell([held_out(r)["tried_per_solved"] for r in rs if held_out(r)["tried_per_solved"] is not None],
                   ",.0f")] for name, rs in groups.items()]
     lines = ["## Across seeds", "", markdown_table(["run", "seeds", "held-out solved by the last wake, %",
+                                                    "by any wake (equal total programs), %",
                                                     "programs tried / solved held-out task"], rows)]
     for other, better, worse in (("no_learning", "learning clearly helped", "learning hurt"),
                                  ("no_recognition", "the recognition model helped", "the recognition model hurt")):
@@ -231,6 +240,17 @@ def seeds_section(groups: dict[str, list[Run]]) -> list[str]:
                      f"({verdict(diff)}); pooled over seeds, "
                      + paired_verdict(pairs["full"], pairs[other], better, worse,
                                       over=f"the held-out tasks of {len(groups['full'])} seed(s)"))
+    if "no_learning" in groups:
+        # each held-out task searched with the same total number of programs by both: the learner over its
+        # wakes (base grammar first, then each cycle's library and weights), no_learning in one search
+        pairs = {name: {(r.seed, task) for r in groups[name] for task in held_out_solved(r, any_wake=True)}
+                 for name in ("full", "no_learning")}
+        diff = paired({r.seed: any_wake(r) for r in groups["full"]},
+                      {r.seed: any_wake(r) for r in groups["no_learning"]}).diff
+        lines.append(f"- full − no_learning at equal total programs per held-out task (solved by any wake): "
+                     f"{diff.format('+.1f')} points per seed ({verdict(diff)}); pooled over seeds, "
+                     + paired_verdict(pairs["full"], pairs["no_learning"], "learning clearly helped",
+                                      "learning hurt", over=f"the held-out tasks of {len(groups['full'])} seed(s)"))
     return lines + [""]
 
 
@@ -290,6 +310,12 @@ def write_report(out: Path, runs: dict, ba, groups: dict[str, list[Run]]) -> Non
             verdicts.append(f"The target was **not** met at this budget: the final wake solves {last['solved']}/"
                             f"{last['n_tasks']} held-out tasks, the base DSL with the same total budget "
                             f"{nl['solved']}/{nl['n_tasks']}.")
+        union = held_out_solved(full, any_wake=True)
+        verdicts.append(f"Over all {cfg['cycles']} wakes, the same total programs per held-out task as the base "
+                        f"DSL's one search, the learner solved {len(union)}/{last['n_tasks']} held-out tasks "
+                        f"(base DSL: {nl['solved']}/{nl['n_tasks']}); "
+                        + paired_verdict(union, held_out_solved(runs["no_learning"]), "learning clearly helped",
+                                         "learning hurt"))
         if "no_recognition" in runs:
             nr1 = [m for m in runs["no_recognition"].metrics if m["split"] == "test"][0]
             if nr1["solved"] != first["solved"]:
