@@ -4,7 +4,7 @@
     nnlabs sweep tour moe act tools dreamcoder --seeds 1 --runs runs     # what `make labs` runs
 
 Several labs share one pool of jobs: on 2 cores two labs train side by side (each lab trains with one
-thread), the longest first, so `make labs` takes about half the sum of the labs' times.
+thread), the costliest first (`LabInfo.cpu_minutes`), so `make labs` takes about half the sum of the labs' times.
 
 A seed is one `nnlabs lab <lab> --seed s --out <out>/seed-<s> --budget B` in its own process, so a crash
 or a kill ends that seed only; its output goes to `<out>/seed-<s>/log.txt`. A seed that finished is
@@ -244,8 +244,9 @@ def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int =
         if lab not in LABS:
             raise UserError(f"unknown lab {lab!r}; choose one of: {', '.join(LABS)}")
     threads = threads or max(1, cores() // jobs)
-    # later parts search and sample more (README times): started first, the short labs fill the last gap
-    todo = [seed for lab in sorted(outs, key=lambda lab: -LABS[lab].part)
+    # the costliest labs first (longest-processing-time order), so the short ones fill the last gap
+    cost = {lab: LABS[lab].cpu_minutes[budget == "full"] for lab in outs}
+    todo = [seed for lab in sorted(outs, key=lambda lab: -cost[lab])
             for seed in plan(lab, seeds, budget, outs[lab], threads)]
     if not todo:
         return []

@@ -290,7 +290,7 @@ def test_sweep_command_ends_with_the_report_over_every_seed(tmp_path, monkeypatc
 
 
 def test_several_labs_share_one_pool_longest_first(tmp_path, monkeypatch):
-    """`make labs`: every lab in <runs>/<lab>/seed-<s>, the later (longer) parts queued first; a lab's
+    """`make labs`: every lab in <runs>/<lab>/seed-<s>, the costlier labs queued first; a lab's
     report is written when its seeds finished, not when another lab's failed."""
     monkeypatch.setattr(sweep, "command", fake_lab({1: "crash"}))
     reported = []

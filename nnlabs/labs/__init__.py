@@ -21,14 +21,18 @@ class LabInfo:
     part: int
     title: str
     routing: str  # the routing decision the post is about
+    # CPU-minutes of one seed at the quick and full budgets, as last measured (README): only the order in
+    # which a sweep starts the labs, costliest first, so the short ones fill the last gap on the cores
+    cpu_minutes: tuple[float, float]
 
 
 LABS: dict[str, LabInfo] = {lab.name: lab for lab in (
-    LabInfo("tour", 3, "A tour: counts, MLPs, attention", "how computation flows"),
-    LabInfo("moe", 4, "Mixture of experts: routing to sub-networks", "to internal sub-networks"),
-    LabInfo("act", 5, "Adaptive computation: routing through more steps", "through more computation"),
-    LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems"),
-    LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic"),
+    LabInfo("tour", 3, "A tour: counts, MLPs, attention", "how computation flows", (3.5, 10.4)),
+    LabInfo("moe", 4, "Mixture of experts: routing to sub-networks", "to internal sub-networks", (10.5, 59.5)),
+    LabInfo("act", 5, "Adaptive computation: routing through more steps", "through more computation", (15.2, 44.2)),
+    LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems", (7.2, 35.0)),
+    LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic",
+            (9.0, 84.2)),
 )}
 
 

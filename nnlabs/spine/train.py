@@ -15,6 +15,7 @@ import json
 import math
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -220,8 +221,9 @@ def _train(model, train_data, val_data, cfg, work_dir, run_config, resume, on_ev
     write_json(work_dir / "config.json", {"train": asdict(cfg), **(run_config or {})})
 
     show = progress if progress is not None else os.environ.get("CI", "").lower() not in ("1", "true")
+    # in a log file (a sweep's log.txt) every redraw is kept: one every 30 s, not ten a second
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, disable=not show,
-               desc=work_dir.name, dynamic_ncols=True, leave=False)
+               desc=work_dir.name, dynamic_ncols=True, leave=False, mininterval=0.1 if sys.stderr.isatty() else 30)
     packed = getattr(getattr(model, "config", None), "packed", False)  # the model keeps items apart in a row
     if packed and not train_data.packable():
         raise UserError("packed rows need (N, T) items that each start with token 0; this data set has other "
