@@ -236,8 +236,9 @@ def sweep(lab: str, seeds: list[int], budget: str, out: str | Path, jobs: int = 
 
 def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int = DEFAULT_JOBS,
                threads: int | None = None, executor: str = "local", address: str | None = None,
-               progress: bool | None = None) -> list[dict]:
-    """`sweep` over several labs ({lab: its folder}) in one pool of jobs."""
+               progress: bool | None = None, on_lab_done=None) -> list[dict]:
+    """`sweep` over several labs ({lab: its folder}) in one pool of jobs. `on_lab_done(lab)`, if given, is
+    called as soon as every seed of a lab that this sweep ran has finished without failing."""
     if jobs < 1 or (threads is not None and threads < 1):
         raise UserError("--jobs and --threads must be at least 1")
     for lab in outs:
@@ -259,6 +260,7 @@ def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int =
     futures, slots, close = submit_local(todo, jobs) if executor == "local" else submit_ray(todo, address)
     bar = Progress(len(todo), slots, show)
     results, pending = [], set(futures)
+    left = {lab: sum(seed.lab == lab for seed in todo) for lab in outs}  # seeds not finished yet, per lab
     try:
         bar.update(len(pending))
         while pending:
@@ -272,6 +274,9 @@ def sweep_labs(outs: dict[str, Path], seeds: list[int], budget: str, jobs: int =
                               "log": str(Path(seed.out) / "log.txt"), "error": f"{type(e).__name__}: {e}"}
                 results.append(result)
                 bar.finished(result, len(pending))
+                left[seed.lab] -= 1
+                if on_lab_done and not left[seed.lab] and all(r["ok"] for r in results if r["lab"] == seed.lab):
+                    on_lab_done(seed.lab)
             bar.update(len(pending))
     finally:
         if show:
@@ -315,12 +320,25 @@ def main(argv: list[str]) -> int:
     # imported now, not after the seeds: an edit to a lab's code while a long sweep runs must not break
     # the last step with a half-old, half-new import
     reports = {lab: lab_module(lab).report for lab in labs}
-    results = sweep_labs(outs, list(range(a.seeds)), a.budget, a.jobs, a.threads, executor, a.address)
-    failed = {r["lab"] for r in results if not r["ok"]}
-    # each lab's report over every seed (each seed folder also holds its own one-seed report); not over a
-    # lab with a failed seed: its report would quietly average fewer seeds
-    for lab in labs:
-        if lab not in failed:
+    reported, errors = set(), []
+
+    def report(lab: str) -> None:
+        try:
             reports[lab](outs[lab])
+        except Exception as e:  # noqa: BLE001 - raised once the sweep is over, not into the other labs' seeds
+            errors.append(e)
+        else:
             print(f"{lab}: report over every seed in {outs[lab] / 'report.md'}")
+        reported.add(lab)
+
+    # each lab's report over every seed (each seed folder also holds its own one-seed report), written while
+    # the other labs still train; not over a lab with a failed seed: it would quietly average fewer seeds
+    results = sweep_labs(outs, list(range(a.seeds)), a.budget, a.jobs, a.threads, executor, a.address,
+                         on_lab_done=report)
+    failed = {r["lab"] for r in results if not r["ok"]}
+    for lab in labs:
+        if lab not in failed and lab not in reported:
+            report(lab)
+    if errors:
+        raise errors[0]
     return 1 if failed else 0
