@@ -32,7 +32,7 @@ LABS: dict[str, LabInfo] = {lab.name: lab for lab in (
     LabInfo("act", 5, "Adaptive computation: routing through more steps", "through more computation", (15.2, 44.2)),
     LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems", (7.2, 35.0)),
     LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic",
-            (9.0, 84.2)),
+            (9.0, 86.6)),
 )}
 
 
