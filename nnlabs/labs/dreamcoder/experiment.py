@@ -272,15 +272,16 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     def searching(name, cycle):
         """A wake's `on_done`: a line at most once a minute while it searches (a full-budget wake runs for
         half an hour; the cycle's own line follows when it ends)."""
-        last, solved = [time.perf_counter()], [0]
+        last, solved = time.perf_counter(), 0
 
         def on_done(result, done, total):
-            solved[0] += result["solved"]
-            if not quiet and done < total and time.perf_counter() - last[0] >= 60:
-                last[0] = time.perf_counter()
-                print(f"  [{name}] {f'cycle {cycle} wake' if cycle else 'search'}: {done}/{total} tasks searched, "
-                      f"{solved[0]} solved "
-                      f"({last[0] - t0:.0f}s)", flush=True)
+            nonlocal last, solved
+            solved += result["solved"]
+            if not quiet and done < total and time.perf_counter() - last >= 60:
+                last = time.perf_counter()
+                where = f"cycle {cycle} wake" if cycle else "search"
+                print(f"  [{name}] {where}: {done}/{total} tasks searched, {solved} solved ({last - t0:.0f}s)",
+                      flush=True)
         return on_done
 
     t0 = time.perf_counter()
