@@ -165,7 +165,7 @@ def test_depth_router_trains_on_its_paths_and_runs_only_the_chosen_one():
     best = (per_path + 0.1 * torch.tensor([2.0, 4.0, 8.0]) / 8).argmin(-1)  # [B]
     router = torch.nn.functional.cross_entropy(logits[:, 3], best)
     want = per_path.mean() + router + m.diagnostics["nll"]
-    assert float(loss) == pytest.approx(float(want.detach()), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
     loss.backward()
     assert m.halting.linear.weight.grad.abs().sum() > 0
     # evaluation: each example runs exactly the path its router picked, every position alike
