@@ -218,39 +218,32 @@ def seeds_section(groups: dict[str, list[Run]]) -> list[str]:
     def held_out(run: Run) -> dict:
         return [m for m in run.metrics if m["split"] == "test"][-1]
 
-    def any_wake(run: Run) -> float:
-        return 100 * len(held_out_solved(run, any_wake=True)) / held_out(run)["n_tasks"]
+    def solved_pct(run: Run, any_wake: bool = False) -> float:
+        return 100 * len(held_out_solved(run, any_wake)) / held_out(run)["n_tasks"]
 
-    rows = [[name, ", ".join(str(r.seed) for r in rs), cell([100 * held_out(r)["solved_frac"] for r in rs], ".1f"),
-             cell([any_wake(r) for r in rs], ".1f"),
+    rows = [[name, ", ".join(str(r.seed) for r in rs), cell([solved_pct(r) for r in rs], ".1f"),
+             cell([solved_pct(r, any_wake=True) for r in rs], ".1f"),
              cell([held_out(r)["tried_per_solved"] for r in rs if held_out(r)["tried_per_solved"] is not None],
                   ",.0f")] for name, rs in groups.items()]
     lines = ["## Across seeds", "", markdown_table(["run", "seeds", "held-out solved by the last wake, %",
                                                     "by any wake (equal total programs), %",
                                                     "programs tried / solved held-out task"], rows)]
-    for other, better, worse in (("no_learning", "learning clearly helped", "learning hurt"),
-                                 ("no_recognition", "the recognition model helped", "the recognition model hurt")):
+    # any wake: each held-out task searched with the same total number of programs by both, the learner over
+    # its wakes (base grammar first, then each cycle's library and weights), no_learning in one search
+    for other, any_wake, what, better, worse in (
+            ("no_learning", False, "held-out solved", "learning clearly helped", "learning hurt"),
+            ("no_recognition", False, "held-out solved", "the recognition model helped", "the recognition model hurt"),
+            ("no_learning", True, "at equal total programs per held-out task (solved by any wake)",
+             "learning clearly helped", "learning hurt")):
         if other not in groups:
             continue
-        pairs = {name: {(r.seed, task) for r in groups[name] for task in held_out_solved(r)}
+        pairs = {name: {(r.seed, task) for r in groups[name] for task in held_out_solved(r, any_wake)}
                  for name in ("full", other)}
-        diff = paired({r.seed: 100 * held_out(r)["solved_frac"] for r in groups["full"]},
-                      {r.seed: 100 * held_out(r)["solved_frac"] for r in groups[other]}).diff
-        lines.append(f"- full − {other}, held-out solved: {diff.format('+.1f')} points per seed "
-                     f"({verdict(diff)}); pooled over seeds, "
-                     + paired_verdict(pairs["full"], pairs[other], better, worse,
-                                      over=f"the held-out tasks of {len(groups['full'])} seed(s)"))
-    if "no_learning" in groups:
-        # each held-out task searched with the same total number of programs by both: the learner over its
-        # wakes (base grammar first, then each cycle's library and weights), no_learning in one search
-        pairs = {name: {(r.seed, task) for r in groups[name] for task in held_out_solved(r, any_wake=True)}
-                 for name in ("full", "no_learning")}
-        diff = paired({r.seed: any_wake(r) for r in groups["full"]},
-                      {r.seed: any_wake(r) for r in groups["no_learning"]}).diff
-        lines.append(f"- full − no_learning at equal total programs per held-out task (solved by any wake): "
-                     f"{diff.format('+.1f')} points per seed ({verdict(diff)}); pooled over seeds, "
-                     + paired_verdict(pairs["full"], pairs["no_learning"], "learning clearly helped",
-                                      "learning hurt", over=f"the held-out tasks of {len(groups['full'])} seed(s)"))
+        diff = paired({r.seed: solved_pct(r, any_wake) for r in groups["full"]},
+                      {r.seed: solved_pct(r, any_wake) for r in groups[other]}).diff
+        lines.append(f"- full − {other}, {what}: {diff.format('+.1f')} points per seed ({verdict(diff)}); pooled "
+                     "over seeds, " + paired_verdict(pairs["full"], pairs[other], better, worse,
+                                                     over=f"the held-out tasks of {len(groups['full'])} seed(s)"))
     return lines + [""]
 
 
