@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlabs.labs.moe.experiment import RUNS
+from nnlabs.labs.moe.experiment import RUNS, control_run
 from nnlabs.labs.moe.explorable import write_explorable
 from nnlabs.labs.moe.metrics import CLASSES, DOMAINS
 from nnlabs.report.runs import Run, group_by_name, load_runs
@@ -492,7 +492,7 @@ def report(out: Path) -> None:
     S = {name: mean_over_seeds(ss) for name, ss in per_seed.items()}
     figs = out / "figures"
     moe_runs = [n for n, r in runs.items() if r.config["moe"] and r.analysis.get("evals")]
-    main = "top1_e8" if "top1_e8" in moe_runs else (moe_runs[0] if moe_runs else None)
+    main = control_run(moe_runs)
     _fig_quality(runs, S, per_seed, figs, str(out))
     if moe_runs:
         _fig_heatmaps(runs[main], figs, str(out / main), main)

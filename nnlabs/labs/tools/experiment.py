@@ -60,7 +60,7 @@ BUDGETS = {budget.name: budget for budget in (
                 moderate=0.5, eval_per_family=4, dream_rounds=1, dream_candidates=16, dream_steps=10,
                 eval_interval=1000),
     ToolsBudget(name="quick", n_layer=2, n_embd=64, n_head=4, steps=1500, policy_steps=150, batch_size=48,
-                costs=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0), moderate=0.5, eval_per_family=40,
+                costs=(0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 2.0), moderate=0.5, eval_per_family=40,
                 dream_rounds=3, dream_candidates=128, dream_steps=150, eval_interval=100),
     ToolsBudget(name="full", n_layer=3, n_embd=96, n_head=4, steps=3600, policy_steps=400, batch_size=64,
                 costs=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), moderate=0.5, eval_per_family=0,
