@@ -21,11 +21,11 @@ from nnlabs.labs.moe.metrics import (
     CLASSES,
     DOMAINS,
     char_class,
-    expert_load,
     max_violation,
     moe_layers,
     param_counts,
     permutation_null,
+    real_load,
     route_texts,
     router_choices,
     routing_metrics,
@@ -204,8 +204,7 @@ class ProbeEvaluator:
         """After each training forward: MaxVio of that batch's real tokens, mean over layers."""
         layers = moe_layers(model)
         if model.training and layers:
-            vio = [max_violation(expert_load(m.stats["chosen"][m.target_mask.reshape(-1)], m.moe.n_experts))
-                   for m in layers if m.target_mask is not None]
+            vio = [max_violation(real_load(m)) for m in layers if m.target_mask is not None]
             self.batch_vio += [float(np.mean(vio))] if vio else []
 
     @torch.no_grad()
@@ -230,7 +229,7 @@ class ProbeEvaluator:
 
         def count(module, args, output):
             for load, m in zip(loads, layers):
-                load += expert_load(m.stats["chosen"][m.target_mask.reshape(-1)], m.moe.n_experts)
+                load += real_load(m)
 
         hook = model.register_forward_hook(count)
         losses = {d: evaluate(model, data)[0] for d, data in self.val.items()}

@@ -51,6 +51,11 @@ def expert_load(chosen: torch.Tensor, n_experts: int) -> np.ndarray:
     return np.bincount(chosen.reshape(-1).cpu().numpy(), minlength=n_experts)
 
 
+def real_load(layer: MoE) -> np.ndarray:
+    """[E] the layer's load in its last forward, over the real (non-padding) tokens only."""
+    return expert_load(layer.stats["chosen"][layer.target_mask.reshape(-1)], layer.moe.n_experts)
+
+
 def router_choices(probs: torch.Tensor, layer: MoE) -> list[list[list]]:
     """Per position: its top-k experts and the runner-up, ranked as the router selects them (p_i(x) + b_i,
     the loss-free bias), each with its router probability p_i(x) rounded to 3 decimals. probs [N, E]."""
