@@ -13,7 +13,7 @@ from nnlabs.spine.data import SequenceData, Vocab, create_datasets, encode_words
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import CountBigram, ModelConfig, Transformer, build_model
-from nnlabs.spine.train import TrainConfig, train
+from nnlabs.spine.train import TrainConfig, evaluate, evaluate_parts, train
 
 # ----------------------------------------------------------------------------- data
 
@@ -105,6 +105,18 @@ def test_transformer_macs_are_counted_from_shapes():
     assert c.macs == L * per_layer + B * T * C * cfg.vocab_size
 
 
+def test_evaluate_parts_gives_the_whole_sets_numbers_and_each_parts_loss():
+    vocab, words = Vocab("abcde"), ["abc", "de", "a", "bcd", "eab", "c", "dd", "b"]
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=len(vocab), block_size=5, n_layer=1, n_head=2, n_embd=16))
+    parts = {"first": encode_words(words[:4], vocab, 5), "rest": encode_words(words[4:], vocab, 5)}
+    loss, macs, per_part = evaluate_parts(model, parts, batch_size=2)
+    # the parts' batches are the whole set's batches (2 divides each part), summed in the same order
+    assert (loss, macs) == evaluate(model, encode_words(words, vocab, 5), batch_size=2)
+    assert per_part == {name: evaluate(model, data, batch_size=2)[0] for name, data in parts.items()}
+    assert per_part["first"] != per_part["rest"]
+
+
 # ----------------------------------------------------------------------------- trainer
 
 
@@ -116,6 +128,18 @@ def _tiny_run(tmp_path, corpus, name, max_steps=40, packed=False, **kw):
     cfg = TrainConfig(max_steps=max_steps, eval_interval=10, batch_size=8, warmup_steps=5, seed=7)
     train(model, data.train, data.test, cfg, tmp_path / name, progress=False, **kw)
     return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_labs_own_validation_pass_replaces_the_trainers(tmp_path, tiny_corpus):
+    calls = []
+
+    def val_pass(model):
+        calls.append(model)
+        return 1.25, 99.0
+
+    records = _tiny_run(tmp_path, tiny_corpus, "own_val", max_steps=20, evaluate_val=val_pass)
+    val = [r for r in records if r["split"] == "val"]
+    assert [(r["loss"], r["macs"]) for r in val] == [(1.25, 99.0)] * 3 and len(calls) == 3
 
 
 def _strip_wall(records):

@@ -37,7 +37,7 @@ from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 from nnlabs.spine.rundir import claim
 from nnlabs.spine.sample import generate
-from nnlabs.spine.train import TrainConfig, evaluate, train
+from nnlabs.spine.train import TrainConfig, evaluate, evaluate_parts, train
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,8 +167,9 @@ def build_model(config: ModelConfig, moe: MoEConfig | None = None, ffn_mult: int
 
 
 class ProbeEvaluator:
-    """The `on_eval` callback of one run: per-domain val loss, the probe set's routing per layer, samples
-    coloured by expert, MaxVio per training batch (a forward hook) and over the validation set, and at the
+    """The `on_eval` callback of one run, with its validation pass (`val_pass`, the spine's `evaluate_val`):
+    per-domain val loss, the probe set's routing per layer, samples coloured by expert, MaxVio per training
+    batch (a forward hook) and over the validation set, and at the
     last evaluation, on the run the report reads them from (`controls`), the specialisation controls.
     Evaluations go to `analysis.partial.json` while training; `finish` renames it to `analysis.json`, whose
     presence marks a finished run."""
@@ -193,6 +194,7 @@ class ProbeEvaluator:
         self.pairs = np.flatnonzero(np.concatenate([[True] * (len(c) - 1) + [False] for c in chars]))
         self.shown = [t for d in DOMAINS for t in probe[d][:SHOW_PER_DOMAIN]]
         self.records, self.prev, self.samples, self.batch_vio = [], None, [], []
+        self.val_losses, self.maxvio_global = {}, []  # set by val_pass, read by the on_eval call after it
         model.register_forward_hook(self.record_batch)
         # on resume keep the evaluations before the checkpoint (later ones are redone)
         for path in (self.partial, self.final) if resume else ():
@@ -222,9 +224,12 @@ class ProbeEvaluator:
         return changes
 
     @torch.no_grad()
-    def val_pass(self, model, layers) -> tuple[dict[str, float], list[float]]:
-        """Each domain's val loss and, from the same forward passes, per layer MaxVio_global: the load over
-        every real val token (a forward hook counts each batch's choices at its target positions)."""
+    def val_pass(self, model) -> tuple[float, float]:
+        """The run's validation pass (the spine's `evaluate_val`), domain by domain: returns the loss over
+        every val line and the MACs per position for the spine's record, and keeps for this evaluation's
+        own record each domain's loss and, per layer, MaxVio_global: the load over every real val token
+        (a forward hook counts each batch's choices at its target positions)."""
+        layers = moe_layers(model)
         loads = [np.zeros(m.moe.n_experts, dtype=np.int64) for m in layers]
 
         def count(module, args, output):
@@ -232,13 +237,15 @@ class ProbeEvaluator:
                 load += real_load(m)
 
         hook = model.register_forward_hook(count)
-        losses = {d: evaluate(model, data)[0] for d, data in self.val.items()}
+        loss, macs, self.val_losses = evaluate_parts(model, self.val)
         hook.remove()
-        return losses, [max_violation(load) for load in loads]
+        self.maxvio_global = [max_violation(load) for load in loads]
+        return loss, macs
 
     def __call__(self, model, step: int) -> dict:
         layers = moe_layers(model)
-        val_losses, maxvio_global = self.val_pass(model, layers)
+        # val_pass has just run, at this step
+        val_losses, maxvio_global = self.val_losses, self.maxvio_global
         extra = {f"val_loss_{d}": loss for d, loss in val_losses.items()}
         g = torch.Generator().manual_seed(self.seed)
         self.samples = []
@@ -330,7 +337,7 @@ def run_one(name: str, out: Path, budget: str, seed: int, data: Mixture, resume:
                              router_std=spec.router_std, vocab=data.vocab.to_dict(), params_total=total,
                              params_active=active)
     train(model, data.train, data.val, cfg, run_dir, run_config=config_json, resume=resume, on_eval=evaluator,
-          sample_fn=evaluator.sample_fn)
+          sample_fn=evaluator.sample_fn, evaluate_val=evaluator.val_pass)
     evaluator.finish()
 
 
