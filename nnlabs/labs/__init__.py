@@ -28,7 +28,7 @@ class LabInfo:
 
 LABS: dict[str, LabInfo] = {lab.name: lab for lab in (
     LabInfo("tour", 3, "A tour: counts, MLPs, attention", "how computation flows", (3.7, 10.4)),
-    LabInfo("moe", 4, "Mixture of experts: routing to sub-networks", "to internal sub-networks", (8.5, 54.7)),
+    LabInfo("moe", 4, "Mixture of experts: routing to sub-networks", "to internal sub-networks", (8.5, 43.2)),
     LabInfo("act", 5, "Adaptive computation: routing through more steps", "through more computation", (13.3, 44.2)),
     LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems", (7.0, 35.0)),
     LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic",

@@ -172,10 +172,9 @@ def build_model(config: ModelConfig, moe: MoEConfig | None = None, ffn_mult: int
 class ProbeEvaluator:
     """The `on_eval` callback of one run, with its validation pass (`val_pass`, the spine's `evaluate_val`):
     per-domain val loss, the probe set's routing per layer, samples coloured by expert, MaxVio per training
-    batch (a forward hook) and over the validation set, and at the
-    last evaluation, on the run the report reads them from (`controls`), the specialisation controls.
-    Evaluations go to `analysis.partial.json` while training; `finish` renames it to `analysis.json`, whose
-    presence marks a finished run."""
+    batch (a forward hook) and over the validation set, and at the last evaluation, on the run the report
+    reads them from (`controls`), the specialisation controls. Evaluations go to `analysis.partial.json`
+    while training; `finish` renames it to `analysis.json`, whose presence marks a finished run."""
 
     def __init__(self, data: Mixture, run_dir: Path, seed: int, model, final_step: int, resume: bool = False,
                  controls: bool = True):
