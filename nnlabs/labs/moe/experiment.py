@@ -37,7 +37,7 @@ from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import FeedForward, ModelConfig, Transformer
 from nnlabs.spine.rundir import claim
 from nnlabs.spine.sample import generate
-from nnlabs.spine.train import TrainConfig, evaluate, evaluate_parts, train
+from nnlabs.spine.train import TrainConfig, evaluate_parts, train
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,6 +197,7 @@ class ProbeEvaluator:
         self.shown = [t for d in DOMAINS for t in probe[d][:SHOW_PER_DOMAIN]]
         self.records, self.prev, self.samples, self.batch_vio = [], None, [], []
         self.val_losses, self.maxvio_global = {}, []  # set by val_pass, read by the on_eval call after it
+        self.layers = moe_layers(model)  # the model's MoE layers, found once (the hook runs every training step)
         model.register_forward_hook(self.record_batch)
         # on resume keep the evaluations before the checkpoint (later ones are redone)
         for path in (self.partial, self.final) if resume else ():
@@ -206,22 +207,22 @@ class ProbeEvaluator:
 
     def record_batch(self, model, args, output) -> None:
         """After each training forward: MaxVio of that batch's real tokens, mean over layers."""
-        layers = moe_layers(model)
-        if model.training and layers:
-            vio = [max_violation(real_load(m)) for m in layers if m.target_mask is not None]
+        if model.training and self.layers:
+            vio = [max_violation(real_load(m)) for m in self.layers if m.target_mask is not None]
             self.batch_vio += [float(np.mean(vio))] if vio else []
 
     @torch.no_grad()
-    def removal(self, model, layers, base: dict[str, float]) -> list[list[dict]]:
+    def removal(self, model, base: dict[str, float]) -> list[list[dict]]:
         """Per layer and expert: each domain's val loss change from `base` when that expert is removed (its
         tokens go to their next choice: a bias of -inf keeps it from being selected)."""
         changes = []
-        for m in layers:
+        for m in self.layers:
             changes.append([])
             for e in range(m.moe.n_experts):
                 kept_bias = m.balance_bias[e].item()
                 m.balance_bias[e] = -math.inf
-                changes[-1].append({d: evaluate(model, data)[0] - base[d] for d, data in self.val.items()})
+                losses = evaluate_parts(model, self.val)[2]
+                changes[-1].append({d: losses[d] - base[d] for d in self.val})
                 m.balance_bias[e] = kept_bias
         return changes
 
@@ -231,11 +232,10 @@ class ProbeEvaluator:
         every val line and the MACs per position for the spine's record, and keeps for this evaluation's
         own record each domain's loss and, per layer, MaxVio_global: the load over every real val token
         (a forward hook counts each batch's choices at its target positions)."""
-        layers = moe_layers(model)
-        loads = [np.zeros(m.moe.n_experts, dtype=np.int64) for m in layers]
+        loads = [np.zeros(m.moe.n_experts, dtype=np.int64) for m in self.layers]
 
         def count(module, args, output):
-            for load, m in zip(loads, layers):
+            for load, m in zip(loads, self.layers):
                 load += real_load(m)
 
         hook = model.register_forward_hook(count)
@@ -245,7 +245,7 @@ class ProbeEvaluator:
         return loss, macs
 
     def __call__(self, model, step: int) -> dict:
-        layers = moe_layers(model)
+        layers = self.layers
         # val_pass has just run, at this step
         val_losses, maxvio_global = self.val_losses, self.maxvio_global
         extra = {f"val_loss_{d}": loss for d, loss in val_losses.items()}
@@ -291,7 +291,7 @@ class ProbeEvaluator:
         record = {"step": step, "layers": metrics, "strings": strings, "maxvio_batch": vio_batch,
                   "balance_bias": [m.balance_bias.tolist() for m in layers]}
         if step >= self.final_step and self.controls:
-            record["removal"] = self.removal(model, layers, val_losses)
+            record["removal"] = self.removal(model, val_losses)
         self.records = [r for r in self.records if r["step"] < step] + [record]
         self.partial.write_text(json.dumps({"evals": self.records}) + "\n")
         extra.update({k: float(np.mean([m[k] for m in metrics]))
