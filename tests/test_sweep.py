@@ -12,7 +12,17 @@ import pytest
 from nnlabs import sweep
 from nnlabs.cli import main as cli
 from nnlabs.report.runs import load_runs
-from nnlabs.report.stats import ONE_SEED, across_seeds, mean_ci, paired, seed_values, t_cdf, t_quantile, verdict
+from nnlabs.report.stats import (
+    ONE_SEED,
+    across_seeds,
+    mean_ci,
+    no_verdict,
+    paired,
+    seed_values,
+    t_cdf,
+    t_quantile,
+    verdict,
+)
 from nnlabs.spine.errors import UserError
 
 # -----------------------------------------------------------------------------
@@ -60,7 +70,7 @@ def test_paired_hand_checked():
     assert r.p == pytest.approx(0.0741799, abs=1e-6)
     assert (r.diff.low, r.diff.high) == (pytest.approx(1 - 1.2420689), pytest.approx(1 + 1.2420689))
     assert verdict(r.diff) == "within noise"
-    same_shift = paired({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0})
+    same_shift = paired({0: 2.0, 1: 3.0, 2: 5.0}, {0: 1.0, 1: 2.0, 2: 4.0})
     assert same_shift.p == 0.0 and verdict(same_shift.diff) == "helped"
     assert math.isnan(paired({0: 1.0}, {0: 0.0}).p)
 
@@ -72,6 +82,9 @@ def test_verdict_words():
     assert verdict(hurt, higher_is_better=False) == "helped"
     assert verdict(helped, words=("collapsed", "balanced", "unclear")) == "collapsed"
     assert verdict(mean_ci([0.9])) == ONE_SEED
+    # two seeds whose interval excludes 0 still give no verdict: a sentence needs three
+    assert mean_ci([0.2, 0.21]).low > 0 and verdict(mean_ci([0.2, 0.21])) == no_verdict(2) == (
+        "2 seeds: no verdict (it takes 3)")
 
 
 def test_across_seeds_from_run_directories(tmp_path):
@@ -244,12 +257,12 @@ def test_seed_figures_draw_every_seed_and_the_mean():
     plt.close(fig)
 
 
-# what each lab's report says about two seeds: a seed sentence, intervals in its tables, a paired verdict
+# what each lab's report says about three seeds: a seed sentence, intervals in its tables, a paired verdict
 ACROSS_SEEDS = {
     "tour": ["Transformer − MLP final test NLL, paired by seed"],
-    "act": ["### parity: every seed", "**Adaptive depth, over 2 seeds:**"],
+    "act": ["### parity: every seed", "**Adaptive depth, over 3 seeds:**"],
     "tools": ["## Across seeds", "- Learned − always call: accuracy"],
-    "dreamcoder": ["## Across seeds", "pooled over seeds", "held-out tasks of 2 seed(s)"],
+    "dreamcoder": ["## Across seeds", "pooled over seeds", "held-out tasks of 3 seed(s)"],
 }
 
 
@@ -260,20 +273,22 @@ def test_reports_read_every_seed_of_a_sweep(tmp_path, lab):
 
     from nnlabs.labs import lab_module
 
-    # one real tiny run as seed 0, its copy as seed 1: the report's across-seed paths without a second run
+    # one real tiny run as seed 0, its copies as seeds 1 and 2: the report's across-seed paths (verdicts take
+    # three seeds) without more runs
     out = tmp_path / lab
     assert cli(["lab", lab, "--budget", "tiny", "--seed", "0", "--out", str(out / "seed-0")]) == 0
-    shutil.copytree(out / "seed-0", out / "seed-1")
-    for config in (out / "seed-1").glob("*/config.json"):
-        config.write_text(json.dumps({**json.loads(config.read_text()), "seed": 1}))
+    for seed in (1, 2):
+        shutil.copytree(out / "seed-0", out / f"seed-{seed}")
+        for config in (out / f"seed-{seed}").glob("*/config.json"):
+            config.write_text(json.dumps({**json.loads(config.read_text()), "seed": seed}))
     lab_module(lab).report(out)
     text = (out / "report.md").read_text(encoding="utf-8")
-    assert "2 seeds (0, 1): numbers are means ± the half-width" in text
-    assert " ± " in text.split("2 seeds (0, 1)")[1]  # a table cell with its interval
+    assert "3 seeds (0, 1, 2): numbers are means ± the half-width" in text
+    assert " ± " in text.split("3 seeds (0, 1, 2)")[1]  # a table cell with its interval
     for phrase in ACROSS_SEEDS[lab]:
         assert phrase in text, phrase
     payoff = json.loads((out / "payoff.json").read_text())
-    assert {p["seed"] for p in payoff["points"]} == {0, 1}  # every seed reaches the closing figure
+    assert {p["seed"] for p in payoff["points"]} == {0, 1, 2}  # every seed reaches the closing figure
 
 
 def test_sweep_command_ends_with_the_report_over_every_seed(tmp_path, monkeypatch):

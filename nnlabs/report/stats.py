@@ -170,15 +170,23 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL)
 
 
 ONE_SEED = "one seed: no verdict"
+# a verdict sentence needs this many seeds (docs/design.md, "Statistics"): with two, one lucky pair of runs
+# can give an interval that excludes 0 (t_{0.975, 1} = 12.7 multiplies a spread of one difference)
+MIN_SEEDS = 3
+
+
+def no_verdict(n: int) -> str:
+    """What a sentence says instead of a verdict when its difference rests on n < MIN_SEEDS seeds."""
+    return ONE_SEED if n < 2 else f"{n} seeds: no verdict (it takes {MIN_SEEDS})"
 
 
 def verdict(diff: Interval, higher_is_better: bool = True,
             words: tuple[str, str, str] = ("helped", "hurt", "within noise")) -> str:
     """The verdict word for a difference (treatment - baseline): `words[0]` when the whole interval lies
     on the better side of 0, `words[1]` when it lies on the worse side, `words[2]` when it holds 0, and
-    ONE_SEED when there is no interval. Pass a lab's own words, e.g. ("collapsed", "balanced", "unclear")."""
-    if diff.n < 2:
-        return ONE_SEED
+    `no_verdict(n)` below MIN_SEEDS seeds. Pass a lab's own words, e.g. ("collapsed", "balanced", "unclear")."""
+    if diff.n < MIN_SEEDS:
+        return no_verdict(diff.n)
     if diff.low > 0 or diff.high < 0:
         return words[0] if (diff.low > 0) == higher_is_better else words[1]
     return words[2]

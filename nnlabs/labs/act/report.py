@@ -16,7 +16,17 @@ from nnlabs.labs.act.router import depth_paths
 from nnlabs.pack import algorithmic
 from nnlabs.report.figures import new_figure, plt, save
 from nnlabs.report.runs import lab_files, load_runs
-from nnlabs.report.stats import LEVEL, SEED_ALPHA, cell, mean_ci, paired, seeds_sentence, verdict
+from nnlabs.report.stats import (
+    LEVEL,
+    MIN_SEEDS,
+    SEED_ALPHA,
+    cell,
+    mean_ci,
+    no_verdict,
+    paired,
+    seeds_sentence,
+    verdict,
+)
 from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
@@ -373,8 +383,8 @@ def ponder_bar(ponder: list[tuple[str, list[dict]]]) -> list[str]:
 
     seeds = len(ponder[0][1])
     head = (f"Halting early enough? The bar: ≥ {PONDER_ACC:.0%} on test with at most {PONDER_SHARE:.0%} of the "
-            f"cap ({limit:g} passes) at the answer, " + (f"means over {seeds} seeds — " if seeds > 1 else
-                                                         "one seed, so no verdict beyond this run — "))
+            f"cap ({limit:g} passes) at the answer, " + (f"means over {seeds} seeds — " if seeds >= MIN_SEEDS else
+                                                         f"{no_verdict(seeds)} beyond these runs — "))
     if met:
         return [head + "met by " + ", ".join(map(say, met)) + ".", ""]
     accurate = [n for n, (acc, _) in means.items() if acc >= PONDER_ACC]
@@ -452,7 +462,7 @@ def router_lines(task: str, by_model: dict[str, list[dict]]) -> list[str]:
                   markdown_table([field, "passes chosen", f"% sent {deepest} deep", "accuracy %"], rows), "",
                   "The router chose one path for every test input on every seed." if r is None else
                   f"On the test split ({field} {lo}–{hi}), r({field}, passes chosen) per seed: {r.format('+.2f')} — "
-                  + ("no verdict from one seed." if r.n < 2 else f"the router {word}.")
+                  + (f"{no_verdict(r.n)}." if r.n < MIN_SEEDS else f"the router {word}.")
                   + (f" Beyond the training range (lengthgen, inputs it never saw): r = "
                      f"{mean_ci(beyond).format('+.2f')}." if beyond else ""), ""]
     return lines
@@ -484,8 +494,8 @@ def adaptive_verdict(by_model: dict[str, list[dict]]) -> list[str]:
     a_word = verdict(acc, words=("more accurate", "less accurate", "as accurate within noise"))
     c_word = verdict(saved, words=("cheaper", "dearer", "no cheaper within noise"))
     name, fix = best[0]["model"], yardstick[0]["model"]
-    if acc.n < 2:
-        return [f"Adaptive depth, one seed (no verdict): {name} (best adaptive) vs {fix} (the cheapest fixed depth "
+    if acc.n < MIN_SEEDS:
+        return [f"Adaptive depth, {no_verdict(acc.n)}: {name} (best adaptive) vs {fix} (the cheapest fixed depth "
                 f"within 1 point of the best fixed one): {acc.mean:+.1f} points of test accuracy, "
                 f"{saved.mean:+.0f}% compute saved.", ""]
     helped = a_word != "less accurate" and c_word == "cheaper"

@@ -14,7 +14,7 @@ from nnlabs.labs.tour.experiment import DEEP_MODEL, DEEP_RUNS
 from nnlabs.report.explorable import write_html
 from nnlabs.report.figures import new_figure, save
 from nnlabs.report.runs import Run, group_by_name, lab_files, load_runs
-from nnlabs.report.stats import ONE_SEED, cell, paired, plot_seed_curves, seeds_sentence, verdict
+from nnlabs.report.stats import MIN_SEEDS, cell, paired, plot_seed_curves, seeds_sentence, verdict
 from nnlabs.report.tables import markdown_table
 
 SATURATED, MOSTLY = DeepMLPRecorder.SATURATED, DeepMLPRecorder.MOSTLY
@@ -213,10 +213,11 @@ def report_deep(groups: dict[str, list[Run]], figs: Path) -> list[str]:
                          for name in DEEP_RUNS)
     diff = paired(naive, scaled).diff
     word = verdict(diff, words=("more", "fewer", "no clearly different share of"))
-    if word == ONE_SEED:
-        reading = ("on this one seed, the naive init ends with more mostly-dead units than the scaled init"
+    if diff.n < MIN_SEEDS:
+        these = "this one seed" if diff.n == 1 else f"these {diff.n} seeds ({word})"
+        reading = (f"on {these}, the naive init ends with more mostly-dead units than the scaled init"
                    if diff.mean > 0 else
-                   "on this one seed the naive init did NOT end with more mostly-dead units than the scaled init — "
+                   f"on {these} the naive init did NOT end with more mostly-dead units than the scaled init — "
                    "AdamW partly rescued it; compare the init-time histograms")
     else:
         reading = (f"over {diff.n} seeds the naive init ends with {word} mostly-dead units than the scaled init "
