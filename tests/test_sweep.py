@@ -84,7 +84,7 @@ def test_verdict_words():
     assert verdict(mean_ci([0.9])) == ONE_SEED
     # two seeds whose interval excludes 0 still give no verdict: a sentence needs three
     assert mean_ci([0.2, 0.21]).low > 0 and verdict(mean_ci([0.2, 0.21])) == no_verdict(2) == (
-        "2 seeds: no verdict (it takes 3)")
+        "2 seeds: no verdict, it takes 3")
 
 
 def test_across_seeds_from_run_directories(tmp_path):

@@ -177,7 +177,7 @@ MIN_SEEDS = 3
 
 def no_verdict(n: int) -> str:
     """What a sentence says instead of a verdict when its difference rests on n < MIN_SEEDS seeds."""
-    return ONE_SEED if n < 2 else f"{n} seeds: no verdict (it takes {MIN_SEEDS})"
+    return ONE_SEED if n < 2 else f"{n} seeds: no verdict, it takes {MIN_SEEDS}"
 
 
 def verdict(diff: Interval, higher_is_better: bool = True,

@@ -214,7 +214,7 @@ def report_deep(groups: dict[str, list[Run]], figs: Path) -> list[str]:
     diff = paired(naive, scaled).diff
     word = verdict(diff, words=("more", "fewer", "no clearly different share of"))
     if diff.n < MIN_SEEDS:
-        these = "this one seed" if diff.n == 1 else f"these {diff.n} seeds ({word})"
+        these = "this one seed" if diff.n == 1 else f"these {diff.n} seeds (too few for a verdict)"
         reading = (f"on {these}, the naive init ends with more mostly-dead units than the scaled init"
                    if diff.mean > 0 else
                    f"on {these} the naive init did NOT end with more mostly-dead units than the scaled init — "
