@@ -97,8 +97,13 @@ def test_dreamcoder_base_has_no_filter_and_builds_it_from_fold():
     # unfold x stop f next: the countdown from x, as DreamCoder's
     countdown = parse("(lam (unfold $0 (lam (eq? $0 0)) (lam $0) (lam (- $0 1))))")
     assert evaluate(countdown, 4) == (4, 3, 2, 1)
-    with pytest.raises(EvalError):  # a stop that never comes: the list bound ends it
+    with pytest.raises(EvalError, match="list too long"):  # a stop that never comes: the list bound ends it
         evaluate(parse("(lam (unfold $0 (lam (gt? 0 1)) (lam $0) (lam (+ $0 1))))"), 0)
+    # a seed that comes round again loops forever: it fails at the repeat, after 2 of its 64 elements
+    cycle = parse("(lam (unfold $0 (lam (gt? 0 1)) (lam $0) (lam (- 1 $0))))")
+    with pytest.raises(EvalError, match="loops forever"):
+        evaluate(cycle, 0)
+    assert evaluate(parse("(lam (unfold $0 (lam (eq? $0 1)) (lam $0) (lam (- 1 $0))))"), 0) == (0,)
     primes = parse("(lam (map (lam (is-prime $0)) $0))")
     assert evaluate(primes, (0, 1, 2, 3, 4, 9, 11, -7)) == (False, False, True, True, False, False, True, False)
     squares = parse("(lam (map (lam (is-square $0)) $0))")

@@ -627,8 +627,13 @@ def _unfold(x):
     def with_stop(stop):
         def with_f(f):
             def with_next(nxt):
-                out, seed = [], x
+                out, seed, seen = [], x, set()
                 while not stop(seed):
+                    # the functions are pure: a seed seen before comes round again and again, so the
+                    # list would only end at MAX_LIST; fail now (most unfolds the search tries loop)
+                    if seed in seen:
+                        raise EvalError("unfold loops forever")
+                    seen.add(seed)
                     tick()
                     out.append(f(seed))
                     _list(out)
