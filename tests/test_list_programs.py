@@ -14,7 +14,7 @@ def test_deterministic_bytes():
     assert a == b
     assert list_programs.build(1) != a
     assert sorted(a) == ["list_programs/test.json", "list_programs/train.json"]
-    assert list_programs.NAME == "list_programs" and list_programs.VERSION == 1
+    assert list_programs.NAME == "list_programs" and list_programs.VERSION == 2
 
 
 def test_layout_size_and_disjoint_splits():
@@ -44,3 +44,22 @@ def test_reference_programs_reproduce_examples_with_the_lab_interpreter():
             assert unify(typeof(p), request, {}) is not None, t["name"]
             for e in t["examples"]:
                 assert evaluate(p, to_value(e["i"])) == to_value(e["o"]), (t["name"], e)
+
+
+def test_fold_warmups_join_training_only_and_leave_the_rest_as_in_version_1():
+    """Version 2 adds three training tasks that share sum's fold; the held-out set is version 1's to the
+    byte (its digest pinned here), so results on it stay comparable across versions."""
+    import hashlib
+
+    files = list_programs.build(0)
+    train = {t["name"]: t for t in json.loads(files["list_programs/train.json"])}
+    test = json.loads(files["list_programs/test.json"])
+    warmups = [name for name, *_ in list_programs.FOLD_WARMUPS]
+    assert warmups == ["sum from 1", "sum from 2", "alternating sum"]
+    assert all(train[n]["level"] == 1 and train[n]["type"]["output"] == "int" for n in warmups)
+    assert not set(warmups) & {t["name"] for t in test}
+    assert train["alternating sum"]["program"] == "(lam (fold $0 0 (lam (lam (- $1 $0)))))"
+    assert evaluate(parse(train["alternating sum"]["program"]), (5, 3, 1)) == 5 - (3 - (1 - 0))
+    digest = hashlib.sha256(files["list_programs/test.json"].encode()).hexdigest()
+    assert digest == "af3959a9ef8fcf4d1ca5ca7bdf706bbda9abf3350913021acee478be1b82d071"
+    assert len(train) == 106 + 3 and len(test) == 57

@@ -5,6 +5,8 @@ Each task is a pipeline of one to three stages over a list of small ints, drawn 
   filter  (filter (lam (gt? $0 1)) xs), (filter (lam (eq? (mod $0 2) 0)) xs), ...
   reduce  length, sum (a fold), max (a fold), head (car), empty?   — only as the last stage
 Level = number of stages: a graded curriculum from one-primitive programs to compositions of three.
+Beside them, training only, a few fold warm-ups (`FOLD_WARMUPS`: sum from 1, sum from 2, the alternating
+sum): cheap tasks that share sum's fold, so a library learner sees that fold more than once (version 2).
 
 Layout: DreamCoder's list-task JSON, `[{"name", "type": {"input", "output"}, "examples": [{"i", "o"}]}]`,
 plus two extra keys per task: "program" (the hidden reference program, an s-expression in the Part 7
@@ -25,7 +27,7 @@ import json
 import random
 
 NAME = "list_programs"
-VERSION = 1
+VERSION = 2
 
 N_EXAMPLES = (6, 10)          # examples per task, inclusive range
 LIST_LEN = (0, 7)             # input list lengths
@@ -62,6 +64,23 @@ REDUCERS = [
     ("max", "(fold XS 0 (lam (lam (if (gt? $1 $0) $1 $0))))", lambda xs: max([0, *xs]), "int"),
     ("head", "(car XS)", lambda xs: xs[0] if xs else None, "int"),
     ("empty?", "(empty? XS)", lambda xs: len(xs) == 0, "bool"),
+]
+
+def _alternating_sum(xs):
+    acc = 0
+    for x in reversed(xs):  # x1 - (x2 - (... - (xn - 0))): fold's right fold with -
+        acc = x - acc
+    return acc
+
+
+# Training-only tasks that share sum's fold, each as cheap to find as sum itself (about 16 nats under
+# DreamCoder's base, found within a few hundred programs): with sum alone in the training set, one
+# use of the fold never compresses, so a learner never abstracts it (docs/dreamcoder.md, issue 17).
+# Added in version 2, drawn from their own random stream: every other task is as in version 1.
+FOLD_WARMUPS = [
+    ("sum from 1", "(fold XS 1 (lam (lam (+ $1 $0))))", lambda xs: 1 + sum(xs), "int"),
+    ("sum from 2", "(fold XS 2 (lam (lam (+ $1 $0))))", lambda xs: 2 + sum(xs), "int"),
+    ("alternating sum", "(fold XS 0 (lam (lam (- $1 $0))))", _alternating_sum, "int"),
 ]
 
 
@@ -169,6 +188,26 @@ def examples_for(rng: random.Random, stages) -> list[dict] | None:
     return examples
 
 
+def make_task(rng: random.Random, stages) -> dict | None:
+    """A task in the suite's layout with its examples, checked against the reference program; None if
+    its examples are degenerate."""
+    examples = examples_for(rng, stages)
+    if examples is None:
+        return None
+    out_kind = stages[-1][3] if len(stages[-1]) == 4 else "list"
+    task = {
+        "name": " | ".join(s[0] for s in stages),
+        "type": {"input": "list-of-int", "output": "list-of-int" if out_kind == "list" else out_kind},
+        "examples": examples,
+        "program": program_of(stages),
+        "level": len(stages),
+    }
+    for e in examples:  # the build-time check: the reference program reproduces every example
+        if run_sexpr(task["program"], e["i"]) != e["o"]:
+            raise AssertionError(f"reference program of {task['name']} disagrees on {e['i']}")
+    return task
+
+
 def build_tasks(seed: int) -> tuple[list[dict], list[dict]]:
     rng = random.Random(seed)
     by_level: dict[int, list[dict]] = {1: [], 2: [], 3: []}
@@ -180,20 +219,9 @@ def build_tasks(seed: int) -> tuple[list[dict], list[dict]]:
         if behaviour in seen_behaviour:
             continue
         seen_behaviour.add(behaviour)
-        examples = examples_for(rng, stages)
-        if examples is None:
+        task = make_task(rng, stages)
+        if task is None:
             continue
-        out_kind = stages[-1][3] if len(stages[-1]) == 4 else "list"
-        task = {
-            "name": " | ".join(s[0] for s in stages),
-            "type": {"input": "list-of-int", "output": "list-of-int" if out_kind == "list" else out_kind},
-            "examples": examples,
-            "program": program_of(stages),
-            "level": len(stages),
-        }
-        for e in examples:  # the build-time check: the reference program reproduces every example
-            if run_sexpr(task["program"], e["i"]) != e["o"]:
-                raise AssertionError(f"reference program of {task['name']} disagrees on {e['i']}")
         by_level[len(stages)].append(task)
     train, test = [], []
     per_level = {1: 10**6, 2: 90, 3: 50}  # keep the file small: a sample of the long tail
@@ -204,6 +232,8 @@ def build_tasks(seed: int) -> tuple[list[dict], list[dict]]:
         n_test = round(len(tasks) * TEST_FRACTION)
         test += tasks[:n_test]
         train += tasks[n_test:]
+    warmup_rng = random.Random(f"{NAME}-fold-warmups-{seed}")
+    train += [make_task(warmup_rng, (stage,)) for stage in FOLD_WARMUPS]
     key = lambda t: (t["level"], t["name"])  # noqa: E731
     return sorted(train, key=key), sorted(test, key=key)
 
