@@ -378,6 +378,9 @@ def test_a_ctrl_c_lab_run_is_marked_incomplete_reports_go_on_and_the_named_comma
     command = shlex.split(err.strip().splitlines()[-1].split("continue with: ", 1)[1])
     assert command == ["nnlabs", *args, "--resume"]
     assert (out / rundir.RUNNING).exists() and not rundir.finished(out / "no_learning")
+    # the finished run's time is on disk, and the resumed lab adds to it (it was the resume's alone)
+    first = json.loads((out / "timing.json").read_text())["wall_s"]
+    assert first > 0
     # the interrupted lab beside a finished one: the report still writes the other lab and the index, and
     # says which lab was interrupted and how to continue it
     assert cli(["lab", "act", "--budget", "tiny", "--out", str(runs / "act")]) == 0
@@ -391,3 +394,4 @@ def test_a_ctrl_c_lab_run_is_marked_incomplete_reports_go_on_and_the_named_comma
     assert cli(command[1:]) == 0  # the command the message named continues the lab to the end
     assert all(rundir.finished(out / name) for name in ("full", "no_recognition", "no_learning"))
     assert (out / "report.md").exists()
+    assert json.loads((out / "timing.json").read_text())["wall_s"] > first

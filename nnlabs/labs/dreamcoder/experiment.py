@@ -36,6 +36,7 @@ from nnlabs.labs.dreamcoder.search import Grammar, SearchBudget, Task, solve_tas
 from nnlabs.labs.dreamcoder.wake_sleep import LoopConfig, run_loop, write_config
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.rundir import claim, finished
+from nnlabs.spine.train import write_json
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,6 +287,20 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
 
     t0 = time.perf_counter()
     cpu0 = cpu_seconds()
+    timing = out / "timing.json"
+    # the runs an earlier invocation finished are kept under --resume: their time is part of the lab's
+    before = json.loads(timing.read_text()) if args.resume and timing.exists() else {"wall_s": 0.0, "cores_used": 0}
+
+    def record_time() -> float:
+        """timing.json after each finished run (an interrupted lab keeps what its finished runs took); the
+        lab's wall seconds so far."""
+        wall = before["wall_s"] + time.perf_counter() - t0
+        # what the run used, not what the machine has: CPU seconds (ours and the search workers') per second
+        cpu = before["wall_s"] * before["cores_used"] + cpu_seconds() - cpu0
+        write_json(timing, {"budget": args.budget, "wall_s": round(wall, 2), "processes": args.processes or
+                            worker_processes(), "cores_used": round(cpu / max(wall, 1e-9), 2)})
+        return wall
+
     common = dict(cycles=budget.cycles, programs=budget.programs, seconds=budget.seconds, dreams=budget.dreams,
                   recognition_steps=budget.recognition_steps, seed=args.seed, processes=args.processes,
                   compressor=args.compressor, base=args.base or budget.base)
@@ -293,23 +308,20 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
     if not (args.resume and finished(out / "full")):
         run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget, searching)
+        record_time()
     if budget.ablation and not (args.resume and finished(out / "no_recognition")):
         run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common),
                  out / "no_recognition", progress, args.budget, searching)
+        record_time()
     if not (args.resume and finished(out / "no_learning")):
         run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
                         out / "no_learning", args.budget, searching("no_learning", None))
+        record_time()
     # Part 7.5: the same held-out tasks answered by a neural model, by these programs, and by routers;
     # it needs each task's generator (the pack's reference programs) to draw fresh inputs
     if args.train is None and not (args.resume and finished(out / "neural")):
         run_head_to_head(out, args.budget, args.seed, args.pack_seed)
-    total = time.perf_counter() - t0
-    # what the run used, not what the machine has: CPU seconds (ours and the search workers') per second
-    cpu = cpu_seconds() - cpu0
-    (out / "timing.json").write_text(json.dumps({"budget": args.budget, "wall_s": round(total, 2),
-                                                 "processes": args.processes or worker_processes(),
-                                                 "cores_used": round(cpu / max(total, 1e-9), 2)},
-                                                sort_keys=True) + "\n")
+    total = record_time()
     from nnlabs.labs.dreamcoder.report import report
 
     report(out)
