@@ -32,7 +32,7 @@ LABS: dict[str, LabInfo] = {lab.name: lab for lab in (
     LabInfo("act", 5, "Adaptive computation: routing through more steps", "through more computation", (13.3, 44.2)),
     LabInfo("tools", 6, "Tool use: routing to external systems", "to external systems", (7.0, 35.0)),
     LabInfo("dreamcoder", 7, "DreamCoder: routing between neural and symbolic", "between neural and symbolic",
-            (8.2, 86.6)),
+            (8.2, 62.3)),
 )}
 
 
