@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from nnlabs.labs.dreamcoder.dsl import arrow, evaluate, parse, parse_type_name, to_value, typeof, unify
@@ -49,8 +50,6 @@ def test_reference_programs_reproduce_examples_with_the_lab_interpreter():
 def test_fold_warmups_join_training_only_and_leave_the_rest_as_in_version_1():
     """Version 2 adds three training tasks that share sum's fold; the held-out set is version 1's to the
     byte (its digest pinned here), so results on it stay comparable across versions."""
-    import hashlib
-
     files = list_programs.build(0)
     train = {t["name"]: t for t in json.loads(files["list_programs/train.json"])}
     test = json.loads(files["list_programs/test.json"])

@@ -66,6 +66,7 @@ REDUCERS = [
     ("empty?", "(empty? XS)", lambda xs: len(xs) == 0, "bool"),
 ]
 
+
 def _alternating_sum(xs):
     acc = 0
     for x in reversed(xs):  # x1 - (x2 - (... - (xn - 0))): fold's right fold with -
