@@ -21,6 +21,10 @@ SUMMARY_KEYS = ("load_balance_ratio", "utilisation_entropy", "routing_entropy", 
 # the balancers compared at the lab's default router initialisation
 ARCHITECTURES = ("dense", "dense_x4", "top1_e4", "top1_e8", "top2_e4", "top2_e8")  # dense vs sparse
 DEFAULT_BALANCING = ("top1_e8_nobal", "top1_e8", "top1_e8_lossfree", "top1_e8_lossfree_fast", "top1_e8_lossfree_sign")
+TOP2_BALANCING = ("top2_e8", "top2_e8_lossfree")
+# each loss-free run beside the Switch-loss run with the same experts per token
+LOSSFREE_VS_SWITCH = {"top1_e8_lossfree": "top1_e8", "top1_e8_lossfree_fast": "top1_e8",
+                      "top1_e8_lossfree_sign": "top1_e8", "top2_e8_lossfree": "top2_e8"}
 BALANCERS = {"none": "no balancing", "switch": "Switch loss", "zloss": "router z-loss", "noise": "noisy top-k",
              "lossfree": "loss-free bias, proportional", "lossfree_sign": "loss-free bias, sign"}
 
@@ -83,7 +87,8 @@ def mean_over_seeds(summaries: list[dict]) -> dict:
 def _colour(name: str):
     import matplotlib.pyplot as plt
 
-    return plt.get_cmap("tab10")(list(RUNS).index(name) % 10 if name in RUNS else 9)
+    # one colour per run of RUNS (20), the same in every figure
+    return plt.get_cmap("tab20")(list(RUNS).index(name) % 20 if name in RUNS else 19)
 
 
 def _fig_quality(runs: dict[str, Run], S, per_seed, figs, source):
@@ -194,8 +199,10 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
     from nnlabs.report.figures import new_figure, save
 
     families = [("collapse setting", [n for n in groups if n.startswith("collapse_")]),
-                ("default setting", [n for n in DEFAULT_BALANCING if n in groups])]
-    families = [(title, names) for title, names in families if names]
+                ("default setting, top-1", [n for n in DEFAULT_BALANCING if n in groups]),
+                ("default setting, top-2", [n for n in TOP2_BALANCING if n in groups])]
+    # a row needs two balancers to compare
+    families = [(title, names) for title, names in families if len(names) > 1]
     if not families:
         return
     fig, ax = new_figure(2, len(families), width=6.0, gridspec_kw={"hspace": 0.45})
@@ -369,12 +376,15 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                 md.append(f"- {n}: val loss minus no balancing "
                           f"{_paired_text(per_seed, n, 'collapse_none', 'val', WORDS_LOSS)}; MaxVio_global minus "
                           f"no balancing {_paired_text(per_seed, n, 'collapse_none', 'maxvio_global', WORDS_VIO)}.")
-    default = [n for n in DEFAULT_BALANCING if n in S]
+    top2 = [n for n in TOP2_BALANCING if n in S]
+    default = [n for n in DEFAULT_BALANCING if n in S] + (top2 if len(top2) > 1 else [])
     if len(default) > 1:
         labels = {"top1_e8": "Switch loss + z-loss", "top1_e8_nobal": "no balancing",
                   "top1_e8_lossfree": "loss-free bias, proportional (u = 1e-3)",
                   "top1_e8_lossfree_sign": "loss-free bias, sign (u = 1e-3)",
-                  "top1_e8_lossfree_fast": "loss-free bias, proportional (u = 1e-2)"}
+                  "top1_e8_lossfree_fast": "loss-free bias, proportional (u = 1e-2)",
+                  "top2_e8": "top-2: Switch loss + z-loss",
+                  "top2_e8_lossfree": "top-2: loss-free bias, proportional (u = 1e-3)"}
         md += ["\n## Loss-free balancing as published (default setting)\n",
                "Wang et al. 2024: the bias b steers which experts are selected, never the gate values; after "
                "every batch b_i += u·e_i (proportional, their Appendix C for softmax gates) or u·sign(e_i), with "
@@ -382,14 +392,14 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                markdown_table(header, [[n, labels[n], _interval(per_seed, n, "maxvio_global", ".2f"),
                                         _interval(per_seed, n, "maxvio_batch", ".2f"), _interval(per_seed, n, "val"),
                                         S[n]["seeds"]] for n in default])]
-        for n in ("top1_e8_lossfree", "top1_e8_lossfree_fast", "top1_e8_lossfree_sign"):
-            if {"top1_e8", n} <= set(S):
+        for n, switch in LOSSFREE_VS_SWITCH.items():
+            if {switch, n} <= set(S):
                 lf = S[n]
                 md.append(f"- {labels[n]}: MaxVio_global {lf['maxvio_global']:.3f} "
                           f"({'≤' if lf['maxvio_global'] <= 0.1 else '>'} 0.1, the paper's regime) vs the Switch "
-                          f"loss {S['top1_e8']['maxvio_global']:.3f}: difference "
-                          f"{_paired_text(per_seed, n, 'top1_e8', 'maxvio_global', WORDS_VIO)}; val loss "
-                          f"difference {_paired_text(per_seed, n, 'top1_e8', 'val', WORDS_LOSS)}.")
+                          f"loss {S[switch]['maxvio_global']:.3f} ({switch}): difference "
+                          f"{_paired_text(per_seed, n, switch, 'maxvio_global', WORDS_VIO)}; val loss "
+                          f"difference {_paired_text(per_seed, n, switch, 'val', WORDS_LOSS)}.")
     return md
 
 
