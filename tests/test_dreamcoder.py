@@ -406,6 +406,20 @@ def test_task_files_are_used_whole_and_skips_are_counted(tmp_path):
         load_tasks(Namespace(train=str(tmp_path / "bad.json"), test=str(tmp_path / "test.json")))
 
 
+def test_the_held_out_draw_does_not_depend_on_the_training_tasks():
+    """Quick subsamples both splits; adding training tasks (the pack's v2 fold warm-ups) must leave the
+    held-out tasks a seed draws as they were, and a seed still decides them."""
+    from nnlabs.labs.dreamcoder.experiment import draw, tasks_from_json
+    from nnlabs.pack import list_programs
+
+    files = list_programs.build(0)
+    train, test = (tasks_from_json(files[f"list_programs/{s}.json"], "pack") for s in ("train", "test"))
+    fewer = [t for t in train if t.name not in {w[0] for w in list_programs.FOLD_WARMUPS}]
+    assert len(fewer) < len(train)
+    names = [[t.name for t in draw(tr, test, 40, 20, seed)[1]] for tr in (train, fewer) for seed in (0, 1)]
+    assert names[0] == names[2] and names[1] == names[3] and names[0] != names[1] and len(names[0]) == 20
+
+
 def test_the_search_benchmark_loads_and_runs_the_enumerator_before():
     """benchmarks/bench_dreamcoder.py compares today's search with the one before the rewrite, loaded from
     git with its own interpreter; a rename in today's code once broke that load unnoticed."""

@@ -191,6 +191,14 @@ def subsample(tasks: list[Task], n: int, rng: random.Random, curriculum: bool = 
     return sorted(picked[:n], key=lambda t: (t.level, t.name))
 
 
+def draw(train: list[Task], test: list[Task], n_train: int, n_test: int, seed: int) -> tuple[list, list]:
+    """The training and held-out tasks a run uses (`subsample` of each). A random stream per split: the
+    held-out tasks a seed draws never depend on the training file (the pack's list suite v2 added
+    training tasks; with one stream for both, quick's held-out draw moved with them)."""
+    return (subsample(train, n_train, random.Random(f"{seed}-train"), curriculum=True),
+            subsample(test, n_test, random.Random(f"{seed}-test")))
+
+
 # -----------------------------------------------------------------------------
 # main
 
@@ -249,14 +257,12 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
     if args.subsample and args.train is None:
         raise UserError("--subsample cuts --train/--test files; the pack is subsampled by --budget")
     train, test, origin = load_tasks(args)
-    rng = random.Random(args.seed)
     # the pack: the budget's levels and task counts; a user's files: whole, unless --subsample says otherwise
     n_train, n_test = (budget.n_train, budget.n_test) if args.train is None else subsample_counts(args.subsample)
     if args.train is None:
         train, test = ([t for t in tasks if t.level <= budget.max_level] for tasks in (train, test))
     given = {"train": len(train), "test": len(test)}
-    train = subsample(train, n_train, rng, curriculum=True)
-    test = subsample(test, n_test, rng)
+    train, test = draw(train, test, n_train, n_test, args.seed)
     (out / "tasks.json").write_text(json.dumps({**origin, "available": given, "used": {"train": len(train),
                                                 "test": len(test)}}, indent=1, sort_keys=True) + "\n")
     quiet = os.environ.get("CI") == "true"
