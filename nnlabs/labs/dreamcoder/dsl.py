@@ -368,28 +368,36 @@ class StepBudget:
     """One shared step counter: every application ticks it, and a list operation is charged the elements
     it touches (a map over 3,000 elements costs 3,000 steps, not one), so the step limit bounds the time
     whatever the input's size. The clock is read at least every 1024 steps (at `check_at`)."""
-    steps, limit, deadline, check_at = 0, 0, 0.0, 0
+    __slots__ = ("steps", "limit", "deadline", "check_at")
+
+    def __init__(self):
+        self.steps, self.limit, self.deadline, self.check_at = 0, 0, 0.0, 0
+
+
+# the one counter every evaluation shares; an instance, because setting a class's attribute also empties
+# the interpreter's attribute cache for that class, and charge() sets this one ~10^5 times a second
+BUDGET = StepBudget()
 
 
 def tick():
-    StepBudget.steps += 1
-    if StepBudget.steps >= StepBudget.check_at:
+    BUDGET.steps += 1
+    if BUDGET.steps >= BUDGET.check_at:
         _check_budget()
 
 
 def charge(n: int):
     """A list operation that touches n elements costs n steps."""
-    StepBudget.steps += n
-    if StepBudget.steps >= StepBudget.check_at:
+    BUDGET.steps += n
+    if BUDGET.steps >= BUDGET.check_at:
         _check_budget()
 
 
 def _check_budget():
-    if StepBudget.steps > StepBudget.limit:
+    if BUDGET.steps > BUDGET.limit:
         raise EvalError("step budget exhausted")
-    if time.perf_counter() > StepBudget.deadline:
+    if time.perf_counter() > BUDGET.deadline:
         raise EvalError("time budget exhausted")
-    StepBudget.check_at = min(StepBudget.limit + 1, (StepBudget.steps // 1024 + 1) * 1024)
+    BUDGET.check_at = min(BUDGET.limit + 1, (BUDGET.steps // 1024 + 1) * 1024)
 
 
 def compile_program(p: Program):
@@ -448,8 +456,8 @@ def compile_invented(p: Invented):
 
 def guarded(thunk, steps: int, seconds: float):
     """Run thunk() under a fresh step and time budget; any failure becomes EvalError."""
-    StepBudget.steps, StepBudget.limit, StepBudget.deadline = 0, steps, time.perf_counter() + seconds
-    StepBudget.check_at = min(steps + 1, 1024)
+    BUDGET.steps, BUDGET.limit, BUDGET.deadline = 0, steps, time.perf_counter() + seconds
+    BUDGET.check_at = min(steps + 1, 1024)
     try:
         return thunk()
     except EvalError:
@@ -486,7 +494,7 @@ def apply_rows(head: Program, fh, columns: list, envs: list, steps: int = 2_000,
     if head.__class__ is Prim and head.name == "if" and len(columns) == 3:
         # lazy: a failed branch that is not taken does not fail the `if`
         return tuple(FAILED if c is FAILED else t if c else e for c, t, e in zip(*columns))
-    budget = StepBudget
+    budget = BUDGET
     budget.limit, budget.deadline = steps, time.perf_counter() + seconds * len(envs)
     first = min(steps + 1, 1024)
     value = head.value if head.__class__ is Prim else None
