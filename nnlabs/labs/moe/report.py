@@ -22,11 +22,18 @@ SUMMARY_KEYS = ("load_balance_ratio", "utilisation_entropy", "routing_entropy", 
 ARCHITECTURES = ("dense", "dense_x4", "top1_e4", "top1_e8", "top2_e4", "top2_e8")  # dense vs sparse
 DEFAULT_BALANCING = ("top1_e8_nobal", "top1_e8", "top1_e8_lossfree", "top1_e8_lossfree_fast", "top1_e8_lossfree_sign")
 TOP2_BALANCING = ("top2_e8", "top2_e8_lossfree")
-# each loss-free run beside the Switch-loss run with the same experts per token
-LOSSFREE_VS_SWITCH = {"top1_e8_lossfree": "top1_e8", "top1_e8_lossfree_fast": "top1_e8",
-                      "top1_e8_lossfree_sign": "top1_e8", "top2_e8_lossfree": "top2_e8"}
-BALANCERS = {"none": "no balancing", "switch": "Switch loss", "zloss": "router z-loss", "noise": "noisy top-k",
-             "lossfree": "loss-free bias, proportional", "lossfree_sign": "loss-free bias, sign"}
+
+
+def balancer(name: str) -> str:
+    """How a run keeps its router balanced, in words, read off its RunSpec (the run's name where it has none)."""
+    moe = RUNS[name].moe if name in RUNS else None
+    if moe is None:
+        return name
+    parts = [words for on, words in ((moe.balance_alpha, "Switch loss"), (moe.z_alpha, "z-loss"),
+                                     (moe.noise_std, "noisy top-k")) if on]
+    if moe.bias_rate:
+        parts.append(f"loss-free bias, {'sign' if moe.bias_sign else 'proportional'} (u = {moe.bias_rate:g})")
+    return " + ".join(parts) or "no balancing"
 
 
 def lab_runs(out: Path) -> dict[str, list[Run]]:
@@ -360,7 +367,7 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                "every token on one expert. Global = over the whole validation set; per batch = mean over the "
                "training batches since the previous evaluation (real positions only). Mean ± 95 % interval "
                "over seeds.\n",
-               markdown_table(header, [[n, BALANCERS.get(n.removeprefix("collapse_"), n),
+               markdown_table(header, [[n, balancer(n),
                                         _interval(per_seed, n, "maxvio_global", ".2f"),
                                         _interval(per_seed, n, "maxvio_batch", ".2f"),
                                         _interval(per_seed, n, "val"), S[n]["seeds"]] for n in collapse])]
@@ -379,23 +386,20 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
     top2 = [n for n in TOP2_BALANCING if n in S]
     default = [n for n in DEFAULT_BALANCING if n in S] + (top2 if len(top2) > 1 else [])
     if len(default) > 1:
-        labels = {"top1_e8": "Switch loss + z-loss", "top1_e8_nobal": "no balancing",
-                  "top1_e8_lossfree": "loss-free bias, proportional (u = 1e-3)",
-                  "top1_e8_lossfree_sign": "loss-free bias, sign (u = 1e-3)",
-                  "top1_e8_lossfree_fast": "loss-free bias, proportional (u = 1e-2)",
-                  "top2_e8": "top-2: Switch loss + z-loss",
-                  "top2_e8_lossfree": "top-2: loss-free bias, proportional (u = 1e-3)"}
         md += ["\n## Loss-free balancing as published (default setting)\n",
                "Wang et al. 2024: the bias b steers which experts are selected, never the gate values; after "
                "every batch b_i += u·e_i (proportional, their Appendix C for softmax gates) or u·sign(e_i), with "
                "e_i = (mean load − load_i) / mean load, then b is re-centred to mean 0.\n",
-               markdown_table(header, [[n, labels[n], _interval(per_seed, n, "maxvio_global", ".2f"),
+               markdown_table(header, [[n, balancer(n), _interval(per_seed, n, "maxvio_global", ".2f"),
                                         _interval(per_seed, n, "maxvio_batch", ".2f"), _interval(per_seed, n, "val"),
                                         S[n]["seeds"]] for n in default])]
-        for n, switch in LOSSFREE_VS_SWITCH.items():
-            if {switch, n} <= set(S):
+        for n in default:
+            moe = RUNS[n].moe
+            # beside the Switch-loss run with the same experts per token
+            switch = f"top{moe.top_k}_e{moe.n_experts}"
+            if moe.bias_rate and switch in S:
                 lf = S[n]
-                md.append(f"- {labels[n]}: MaxVio_global {lf['maxvio_global']:.3f} "
+                md.append(f"- {n}, {balancer(n)}: MaxVio_global {lf['maxvio_global']:.3f} "
                           f"({'≤' if lf['maxvio_global'] <= 0.1 else '>'} 0.1, the paper's regime) vs the Switch "
                           f"loss {S[switch]['maxvio_global']:.3f} ({switch}): difference "
                           f"{_paired_text(per_seed, n, switch, 'maxvio_global', WORDS_VIO)}; val loss "
