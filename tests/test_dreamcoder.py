@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -213,6 +214,20 @@ def test_pruned_enumerator_yields_every_behaviour_once_at_its_least_description_
     assert all(naive.get(show(p)) == round(dl, 9) for dl, p in fast)
     found = {behaviour(p, inputs): round(dl, 9) for dl, p in fast}
     assert len(found) == len(fast) and found == least and len(least) > 10
+
+
+def test_a_search_values_the_step_in_progress_one_program_at_a_time():
+    """The search yields its body hole's programs in the order a step built in full keeps them, and
+    one that stops mid-step has valued no program beyond the last it yielded."""
+    g, inputs, n = Grammar(), [(1, 2), (3,), (), (2, 0, 1)], 300
+    lazy = Enumerator(g, g.log_weights, inputs)
+    streamed = [(dl, show(e.program)) for dl, _, e in itertools.islice(lazy.stream(arrow(tlist(INT), INT)), n)]
+    started, _ = lazy.hole(INT, (tlist(INT),))
+    eager = Enumerator(g, g.log_weights, inputs)
+    full, _ = eager.hole(INT, (tlist(INT),))
+    eager.extend(full, started.covers)
+    assert streamed == [(e.cost, show(e.program)) for e in full.entries[:n]]
+    assert len(started.entries) == n < len(full.entries) and started.pending
 
 
 def test_a_search_that_fails_says_so(monkeypatch):

@@ -550,14 +550,14 @@ def _list(xs):
 def _map(f):
     def over(xs):
         charge(len(xs))
-        return tuple(f(x) for x in xs)
+        return tuple(map(f, xs))
     return over
 
 
 def _filter(f):
     def over(xs):
         charge(len(xs))
-        return tuple(x for x in xs if f(x))
+        return tuple(filter(f, xs))
     return over
 
 

@@ -14,7 +14,8 @@ description length: it keeps its programs sorted by cost and grows them one MIN_
 building the programs of cost in [lo, lo + MIN_COST) from its children's lists (a step never needs its
 own hole beyond what it already holds: every choice costs at least MIN_COST). The request's programs
 are read off its body hole step by step, so they come out in non-decreasing DL, and a search stops
-building as soon as its programs cap is met.
+building as soon as its programs cap is met: the last step's programs are valued one at a time, as the
+search asks for them (`settle`), so a search that stops mid-step never runs the rest.
 
 Each program is compiled once, from its parts' closures, and its values on the hole's probe
 environments are computed from its arguments' values (one application per environment; a subterm is
@@ -69,6 +70,7 @@ from nnlabs.labs.dreamcoder.dsl import (
     spine,
     type_vars,
     unify,
+    walk,
 )
 
 # never enumerate beyond this description length
@@ -255,7 +257,8 @@ class Entry(NamedTuple):
 class Head(NamedTuple):
     """A candidate at a hole, closed over like an Entry: its cost, the head and its closure, its
     argument types in the order they are filled and that order (None: their own), its bindings and
-    fresh variables."""
+    fresh variables; the index of its last argument (-1: none), and whether it is map, filter or fold
+    (which call their function argument only on a list's elements)."""
     cost: float
     head: Program
     fn: object
@@ -263,6 +266,8 @@ class Head(NamedTuple):
     order: list | None
     binds: tuple
     fresh: int
+    last: int
+    elementwise: bool
 
 
 class Hole:
@@ -277,6 +282,8 @@ class Hole:
         self.covers = 0.0
         # a heap of (bound, seq, head, partial program or None), see Enumerator.combine
         self.frontier: list | None = None
+        # programs built for the last step but not yet kept or pruned, dearest first (see settle)
+        self.pending: list = []
         # an arrow type's body hole, and the variables its t0, t1... stand for
         self.body = None
 
@@ -330,18 +337,23 @@ class Enumerator:
             link = self.links[(req, env)] = (h, free)
         return link
 
-    def extend(self, h: Hole, budget: float) -> None:
-        """Make h hold every program cheaper than budget, one MIN_COST step at a time."""
+    def extend(self, h: Hole, budget: float, lazy: bool = False) -> None:
+        """Make h hold every program cheaper than budget, one MIN_COST step at a time; `lazy`: leave
+        the last step's programs pending, for the caller to settle one by one."""
+        if h.pending:
+            self.settle(h)
         while h.covers < budget:
             if time.perf_counter() > self.deadline:
                 raise OutOfBudget
             self.fill(h, h.covers, h.covers + MIN_COST)
             h.covers += MIN_COST
+            if not (lazy and h.covers >= budget):
+                self.settle(h)
 
     def fill(self, h: Hole, lo: float, hi: float) -> None:
-        """Append h's programs of cost in [lo, hi), cheapest first; where h prunes, only those that
-        behave unlike every program kept before. Every child hole it reads is complete below hi -
-        MIN_COST <= lo, so h itself is never asked for more than it holds."""
+        """Append h's programs of cost in [lo, hi), cheapest first (a lambda's), or leave them pending
+        for `settle` (an application's). Every child hole it reads is complete below hi - MIN_COST <= lo,
+        so h itself is never asked for more than it holds."""
         if is_arrow(h.req):
             if h.body is None:
                 a, b = h.req.args
@@ -364,10 +376,17 @@ class Enumerator:
             heapq.heapify(h.frontier)
         found = []
         self.combine(h, hi, found)
-        # (cost, seq) decides: seq is unique
-        found.sort()
-        probes, seen, entries, costs = h.probes, h.seen, h.entries, h.costs
-        for cost, _, head, binds, fresh, args in found:
+        # (cost, seq) decides, seq is unique; the cheapest last, to be popped first
+        found.sort(reverse=True)
+        h.pending = found
+
+    def settle(self, h: Hole, one: bool = False) -> None:
+        """Keep h's pending programs as entries, cheapest first; where h prunes, only those that
+        behave unlike every program kept before (computing a program's values is most of its cost).
+        `one`: stop after the first kept, so a search that stops mid-step never values the rest."""
+        probes, seen, entries, costs, pending = h.probes, h.seen, h.entries, h.costs, h.pending
+        while pending:
+            cost, _, head, binds, fresh, args = pending.pop()
             if head.order is not None:
                 args = unorder(args, head.order)
             vals = None
@@ -382,6 +401,8 @@ class Enumerator:
             fn = compile_application(head.head, head.fn, [a.fn for a in args]) if args else head.fn
             entries.append(Entry(cost, apply_all(head.head, [a.program for a in args]), binds, fresh, fn, vals, None))
             costs.append(cost)
+            if one:
+                return
 
     def heads(self, h: Hole) -> list[Head]:
         """The candidates at h, closed over. What they are does not depend on the weights or the
@@ -403,7 +424,8 @@ class Enumerator:
             fn, order, binds, fresh, args = shape
             # None: the arguments are filled in their own order
             order = None if order == sorted(order) else order
-            out.append(Head(c.cost, c.head, fn, args, order, binds, fresh))
+            elementwise = c.head.__class__ is Prim and c.head.name in ("map", "filter", "fold")
+            out.append(Head(c.cost, c.head, fn, args, order, binds, fresh, len(args) - 1, elementwise))
         return out
 
     def argument(self, h: Hole, head: Head, j: int, sub: dict) -> tuple[Hole, list]:
@@ -429,7 +451,7 @@ class Enumerator:
         of argument j's hole (or, not built yet, what that hole covers), MIN_COST per later argument."""
         j, _, _, spent, _, child, _, i = state
         nxt = child.costs[i] if i < len(child.costs) else child.covers
-        return head.cost + spent + nxt + (len(head.arg_types) - 1 - j) * MIN_COST
+        return head.cost + spent + nxt + (head.last - j) * MIN_COST
 
     def combine(self, h: Hole, hi: float, found: list) -> None:
         """Every program of h cheaper than hi and not built before, taken from the frontier of its
@@ -447,10 +469,10 @@ class Enumerator:
                 self.push(h, head, 0, sub, head.fresh + k, 0.0, [])
                 continue
             j, sub, n, spent, args, child, free, i = state
-            last = len(head.arg_types) - 1
+            last = head.last
             # what argument j may cost: every later argument costs at least MIN_COST
             top = hi - head.cost - spent - (last - j) * MIN_COST
-            if i == 0 and j == last and h.prune and self.idle(h, head, j, sub):
+            if i == 0 and j == last and head.elementwise and h.prune and self.idle(h, head, j, sub):
                 # the function is never called: its cheapest program stands for all of them
                 while not child.entries and child.covers < top:
                     self.extend(child, child.covers + MIN_COST)
@@ -494,16 +516,15 @@ class Enumerator:
 
     @staticmethod
     def idle(h: Hole, head: Head, j: int, sub: dict) -> bool:
-        """Is head's argument j a function that is never called, whichever it is? map, filter and
-        fold call theirs only on the list's elements; a list whose element type the program leaves
-        free (`empty`, `(cdr empty)`, ...) is empty or fails, whatever the inputs (parametricity). Then
-        every such function gives the same values, and, when its type shares no variable with what
-        the hole's type variables are bound to, the same bindings too."""
-        if not (head.head.__class__ is Prim and head.head.name in ("map", "filter", "fold")):
+        """Is argument j of an elementwise head a function that is never called, whichever it is?
+        map, filter and fold call theirs only on the list's elements; a list whose element type the
+        program leaves free (`empty`, `(cdr empty)`, ...) is empty or fails, whatever the inputs
+        (parametricity). Then every such function gives the same values, and, when its type shares no
+        variable with what the hole's type variables are bound to, the same bindings too."""
+        # the function's type a -> b: is a still free?
+        if walk(head.arg_types[j].args[0], sub).__class__ is not TVar:
             return False
         t = resolve(head.arg_types[j], sub)
-        if t.args[0].__class__ is not TVar:
-            return False
         bound = []
         for i in range(h.k):
             type_vars(resolve(TVar(i), sub), bound)
@@ -532,16 +553,23 @@ class Enumerator:
         args, ret = arguments_and_return(request)
         h, _ = self.hole(ret, tuple(reversed(args)))
         done = 0
-        while h.covers < max_dl:
-            self.extend(h, h.covers + MIN_COST)
-            for e in h.entries[done:]:
-                if e.cost >= max_dl:
-                    return
-                p = e.program
-                for _ in args:
-                    p = Lam(p)
-                yield e.cost, p, e
-            done = len(h.entries)
+        while True:
+            if done == len(h.entries):
+                # the next step's programs are valued one at a time, as they are asked for
+                if not h.pending:
+                    if h.covers >= max_dl:
+                        return
+                    self.extend(h, h.covers + MIN_COST, lazy=True)
+                self.settle(h, one=True)
+                continue
+            e = h.entries[done]
+            done += 1
+            if e.cost >= max_dl:
+                return
+            p = e.program
+            for _ in args:
+                p = Lam(p)
+            yield e.cost, p, e
 
 
 def lambda_rows(e: Entry, probes: list) -> list:
@@ -553,32 +581,25 @@ def lambda_rows(e: Entry, probes: list) -> list:
 
 def remembering(body: Entry, env: tuple):
     """(lam body) in env as a function that remembers its values: every program that maps, filters or
-    folds with it calls it on the same few numbers. A failure is not remembered (it may be the
-    caller's step budget running out)."""
-    seen = {}
-    if body.body is not None:
-        # a lambda of two arguments (fold's): remember both
-        inner = body.body
+    folds with it calls it on the same few numbers, so most calls are repeats, and a repeat is a plain
+    dict lookup (no Python frame)."""
+    return Remembered(body, env).__getitem__
 
-        def curried(x):
-            try:
-                return seen[x]
-            except KeyError:
-                v = seen[x] = remembering(inner, (x, *env))
-                return v
 
-        return curried
-    fn = body.fn
+class Remembered(dict):
+    """The values of (lam body) in env by argument, each computed on first use (`__missing__`); for a
+    lambda of two arguments (fold's), the function of the second. A failure is not remembered (it may
+    be the caller's step budget running out)."""
+    __slots__ = ("body", "env")
 
-    # most calls are repeats: a lookup that succeeds is the cheap path
-    def call(x):
-        try:
-            return seen[x]
-        except KeyError:
-            v = seen[x] = fn((x, *env))
-            return v
+    def __init__(self, body: Entry, env: tuple):
+        super().__init__()
+        self.body, self.env = body, env
 
-    return call
+    def __missing__(self, x):
+        body, env = self.body, (x, *self.env)
+        v = self[x] = body.fn(env) if body.body is None else remembering(body.body, env)
+        return v
 
 
 def bind(e: Entry, free: list, sub: dict, n: int) -> tuple[dict, int]:
