@@ -8,8 +8,8 @@
      BEFORE, loaded from git into modules of their own), the two run task by task in turn so machine
      load touches both alike; with uniform weights and with recognition-like (random, one
      near-certain) weights, at the quick budget's programs cap per wake and at no_learning's
-     full-budget cap. About 10 minutes on an idle 2-core machine (most of it the enumerator before,
-     under recognition-like weights); --quick ~4.
+     full-budget cap. About 5–10 minutes on an idle 2-core machine, by the day (most of it the enumerator before,
+     under recognition-like weights); --quick ~2–4.
 
 Usage: .venv/bin/python benchmarks/bench_dreamcoder.py [--quick] [--only search|compression]
 """
