@@ -75,7 +75,8 @@ class GroupedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, group: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
         """x [A, in], rows grouped by map (group [A]: each row's map, ends [E]: where each group ends)."""
-        return torch._grouped_mm(x, self.weight, offs=ends) + self.bias.index_select(0, group)  # [A, out]
+        # the bias added in place: the grouped matmul's backward reads its inputs, not its output
+        return torch._grouped_mm(x, self.weight, offs=ends).add_(self.bias.index_select(0, group))  # [A, out]
 
 
 class MoE(nn.Module):
