@@ -257,8 +257,7 @@ class Entry(NamedTuple):
 class Head(NamedTuple):
     """A candidate at a hole, closed over like an Entry: its cost, the head and its closure, its
     argument types in the order they are filled and that order (None: their own), its bindings and
-    fresh variables; the index of its last argument (-1: none), and whether it is map, filter or fold
-    (which call their function argument only on a list's elements)."""
+    fresh variables."""
     cost: float
     head: Program
     fn: object
@@ -266,8 +265,6 @@ class Head(NamedTuple):
     order: list | None
     binds: tuple
     fresh: int
-    last: int
-    elementwise: bool
 
 
 class Hole:
@@ -424,8 +421,7 @@ class Enumerator:
             fn, order, binds, fresh, args = shape
             # None: the arguments are filled in their own order
             order = None if order == sorted(order) else order
-            elementwise = c.head.__class__ is Prim and c.head.name in ("map", "filter", "fold")
-            out.append(Head(c.cost, c.head, fn, args, order, binds, fresh, len(args) - 1, elementwise))
+            out.append(Head(c.cost, c.head, fn, args, order, binds, fresh))
         return out
 
     def argument(self, h: Hole, head: Head, j: int, sub: dict) -> tuple[Hole, list]:
@@ -451,7 +447,7 @@ class Enumerator:
         of argument j's hole (or, not built yet, what that hole covers), MIN_COST per later argument."""
         j, _, _, spent, _, child, _, i = state
         nxt = child.costs[i] if i < len(child.costs) else child.covers
-        return head.cost + spent + nxt + (head.last - j) * MIN_COST
+        return head.cost + spent + nxt + (len(head.arg_types) - 1 - j) * MIN_COST
 
     def combine(self, h: Hole, hi: float, found: list) -> None:
         """Every program of h cheaper than hi and not built before, taken from the frontier of its
@@ -469,10 +465,10 @@ class Enumerator:
                 self.push(h, head, 0, sub, head.fresh + k, 0.0, [])
                 continue
             j, sub, n, spent, args, child, free, i = state
-            last = head.last
+            last = len(head.arg_types) - 1
             # what argument j may cost: every later argument costs at least MIN_COST
             top = hi - head.cost - spent - (last - j) * MIN_COST
-            if i == 0 and j == last and head.elementwise and h.prune and self.idle(h, head, j, sub):
+            if i == 0 and j == last and h.prune and self.idle(h, head, j, sub):
                 # the function is never called: its cheapest program stands for all of them
                 while not child.entries and child.covers < top:
                     self.extend(child, child.covers + MIN_COST)
@@ -516,11 +512,13 @@ class Enumerator:
 
     @staticmethod
     def idle(h: Hole, head: Head, j: int, sub: dict) -> bool:
-        """Is argument j of an elementwise head a function that is never called, whichever it is?
-        map, filter and fold call theirs only on the list's elements; a list whose element type the
-        program leaves free (`empty`, `(cdr empty)`, ...) is empty or fails, whatever the inputs
-        (parametricity). Then every such function gives the same values, and, when its type shares no
-        variable with what the hole's type variables are bound to, the same bindings too."""
+        """Is head's argument j a function that is never called, whichever it is? map, filter and
+        fold call theirs only on the list's elements; a list whose element type the program leaves
+        free (`empty`, `(cdr empty)`, ...) is empty or fails, whatever the inputs (parametricity). Then
+        every such function gives the same values, and, when its type shares no variable with what
+        the hole's type variables are bound to, the same bindings too."""
+        if not (head.head.__class__ is Prim and head.head.name in ("map", "filter", "fold")):
+            return False
         # the function's type a -> b: is a still free?
         if walk(head.arg_types[j].args[0], sub).__class__ is not TVar:
             return False
