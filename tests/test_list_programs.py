@@ -15,7 +15,7 @@ def test_deterministic_bytes():
     assert a == b
     assert list_programs.build(1) != a
     assert sorted(a) == ["list_programs/test.json", "list_programs/train.json"]
-    assert list_programs.NAME == "list_programs" and list_programs.VERSION == 2
+    assert list_programs.NAME == "list_programs" and list_programs.VERSION == 3
 
 
 def test_layout_size_and_disjoint_splits():
@@ -48,8 +48,9 @@ def test_reference_programs_reproduce_examples_with_the_lab_interpreter():
 
 
 def test_fold_warmups_join_training_only_and_leave_the_rest_as_in_version_1():
-    """Version 2 adds three training tasks that share sum's fold; the held-out set is version 1's to the
-    byte (its digest pinned here), so results on it stay comparable across versions."""
+    """Version 2 adds three training tasks that share sum's fold, version 3 a held-out transfer group; the
+    rest of the held-out set is version 1's to the byte (its digest pinned here), so results on it stay
+    comparable across versions."""
     files = list_programs.build(0)
     train = {t["name"]: t for t in json.loads(files["list_programs/train.json"])}
     test = json.loads(files["list_programs/test.json"])
@@ -59,6 +60,22 @@ def test_fold_warmups_join_training_only_and_leave_the_rest_as_in_version_1():
     assert not set(warmups) & {t["name"] for t in test}
     assert train["alternating sum"]["program"] == "(lam (fold $0 0 (lam (lam (- $1 $0)))))"
     assert evaluate(parse(train["alternating sum"]["program"]), (5, 3, 1)) == 5 - (3 - (1 - 0))
-    digest = hashlib.sha256(files["list_programs/test.json"].encode()).hexdigest()
+    version_1 = list_programs.dumps([t for t in test if not list_programs.map_then_sum(t)])  # at seed 0
+    digest = hashlib.sha256(version_1.encode()).hexdigest()
     assert digest == "af3959a9ef8fcf4d1ca5ca7bdf706bbda9abf3350913021acee478be1b82d071"
-    assert len(train) == 106 + 3 and len(test) == 57
+    assert len(train) == 106 + 3 and len(test) == 57 + 8
+
+
+def test_transfer_tasks_compose_a_trained_map_with_sum_and_are_held_out_only():
+    """Version 3: every `map | sum` pipeline the level-2 cap left out joins the held-out set (8 at seed 0),
+    each a composition of a stage that training tasks teach with the fold the warm-ups teach."""
+    files = list_programs.build(0)
+    train = json.loads(files["list_programs/train.json"])
+    test = json.loads(files["list_programs/test.json"])
+    transfer = sorted(t["name"] for t in test if list_programs.map_then_sum(t))
+    assert transfer == ["add1 | sum", "add2 | sum", "double | sum", "mod2 | sum", "mod3 | sum", "sub1 | sum",
+                        "sub2 | sum", "triple | sum"]
+    taught = {stage for t in train for stage in t["name"].split(" | ")}
+    assert all(set(name.split(" | ")) <= taught for name in transfer)
+    double_sum = next(t for t in test if t["name"] == "double | sum")
+    assert all(e["o"] == 2 * sum(e["i"]) for e in double_sum["examples"])

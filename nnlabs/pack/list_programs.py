@@ -7,6 +7,9 @@ Each task is a pipeline of one to three stages over a list of small ints, drawn 
 Level = number of stages: a graded curriculum from one-primitive programs to compositions of three.
 Beside them, training only, a few fold warm-ups (`FOLD_WARMUPS`: sum from 1, sum from 2, the alternating
 sum): cheap tasks that share sum's fold, so a library learner sees that fold more than once (version 2).
+Beside the random held-out split, held-out only, a transfer group (version 3): every `map | sum` pipeline
+that the level-2 cap left out of both files — a map stage the training set teaches composed with the
+fold that the warm-ups teach, so a learner that abstracted sum from fold can reuse it on tasks it never saw.
 
 Layout: DreamCoder's list-task JSON, `[{"name", "type": {"input", "output"}, "examples": [{"i", "o"}]}]`,
 plus two extra keys per task: "program" (the hidden reference program, an s-expression in the Part 7
@@ -27,7 +30,7 @@ import json
 import random
 
 NAME = "list_programs"
-VERSION = 2
+VERSION = 3
 
 N_EXAMPLES = (6, 10)          # examples per task, inclusive range
 LIST_LEN = (0, 7)             # input list lengths
@@ -83,6 +86,12 @@ FOLD_WARMUPS = [
     ("sum from 2", "(fold XS 2 (lam (lam (+ $1 $0))))", lambda xs: 2 + sum(xs), "int"),
     ("alternating sum", "(fold XS 0 (lam (lam (- $1 $0))))", _alternating_sum, "int"),
 ]
+
+
+def map_then_sum(task: dict) -> bool:
+    """One map stage, then sum: the pipelines of the held-out transfer group (version 3)."""
+    first, *rest = task["name"].split(" | ")
+    return rest == ["sum"] and first in {name for name, *_ in MAPS}
 
 
 def pipelines():
@@ -229,10 +238,12 @@ def build_tasks(seed: int) -> tuple[list[dict], list[dict]]:
     for level in (1, 2, 3):
         tasks = by_level[level]
         rng.shuffle(tasks)
-        tasks = tasks[: per_level[level]]
+        tasks, left_out = tasks[: per_level[level]], tasks[per_level[level]:]
         n_test = round(len(tasks) * TEST_FRACTION)
         test += tasks[:n_test]
         train += tasks[n_test:]
+        # version 3's transfer group: taken from the tasks the cap left out, so no other task moves
+        test += [t for t in left_out if map_then_sum(t)]
     warmup_rng = random.Random(f"{NAME}-fold-warmups-{seed}")
     train += [make_task(warmup_rng, (stage,)) for stage in FOLD_WARMUPS]
     key = lambda t: (t["level"], t["name"])  # noqa: E731
