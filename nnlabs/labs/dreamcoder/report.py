@@ -115,7 +115,8 @@ def report(out: str | Path) -> None:
             ax[0][0].plot(x, y, style, color=COLORS[name], label=LABELS[name], mfc="none" if "s" in style else None)
     ax[0][0].set(title="Library growth", xlabel="wake-sleep cycle (after its sleep)",
                  ylabel="abstractions in library (count)")
-    ax[0][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in (ax[0][0].xaxis, ax[0][0].yaxis):  # cycles and abstractions are counts
+        axis.set_major_locator(MaxNLocator(integer=True))
     ax[0][0].legend()
     save(fig, figs / "dreamcoder_library", source=src)
 
