@@ -126,6 +126,37 @@ def test_payoff_points_average_seeds_per_run(tmp_path):
                                                                              ("always", 0.9)]
 
 
+def test_payoff_tags_stay_inside_their_panels_and_off_each_other():
+    """A crowded panel (the act lab's: many runs near 100 %, a long shared tag at the top edge): every tag is
+    placed inside its panel and covers no other tag (before, tags at the top were clipped and tags in a
+    cluster overprinted each other)."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    from nnlabs.report.payoff import Payoff, draw_payoff
+
+    points = [{"run": f"r{i}", "label": f"parity variant {i} with a long name", "kind": "routed",
+               "quality": 100.0 - (i % 3), "compute": 1e6 * (1 + 0.08 * i), "seed": 0} for i in range(12)]
+    points += [{"run": f"s{i}", "label": f"shared {i}", "kind": "baseline", "quality": 100.0, "compute": 2e6,
+                "seed": 0} for i in range(4)]  # drawn on one spot: one tag for the four
+    payoff = Payoff(lab="act", quality="accuracy, %", compute="MACs", lower_is_better=False, points=points)
+    fig = draw_payoff({"act": payoff})
+    renderer = fig.canvas.get_renderer()
+    ax = next(a for a in fig.axes if a.get_title().startswith("Part 5"))
+    frame = ax.get_window_extent(renderer)
+    for tag in ax.texts:
+        tag.update_positions(renderer)
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the tags, without their leader lines
+    assert len(boxes) == 13
+    assert any("+" in t.get_text() for t in ax.texts)  # the four on one spot share a tag
+    for b in boxes:
+        assert frame.x0 - 1 <= b.x0 and b.x1 <= frame.x1 + 1 and frame.y0 - 1 <= b.y0 and b.y1 <= frame.y1 + 1
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            shared = Bbox.intersection(a, b)
+            assert shared is None or shared.width < 1 or shared.height < 1, (a, b)
+
+
 @pytest.mark.parametrize("broken", ["{", '{"lab": "moe"}', json.dumps({**MOE_PAYOFF, "points": [{"run": "x"}]}),
                                     json.dumps({**MOE_PAYOFF, "points": [{**MOE_PAYOFF["points"][0], "kind": "x"}]})])
 def test_malformed_payoff_is_one_sentence_naming_the_file(tmp_path, broken):

@@ -116,7 +116,9 @@ def _staircase(front: list[RunPoint], x_end: float) -> tuple[list[float], list[f
     return xs, ys
 
 
-def _panel(ax, lab: str, payoff: Payoff | None) -> None:
+def _panel(ax, lab: str, payoff: Payoff | None) -> tuple[list[RunPoint], float] | None:
+    """Draw one lab's points and fronts; returns its points and the middle of its compute axis for
+    `_label_points` (None for a panel without data)."""
     info = LABS[lab]
     ax.set_title(f"Part {info.part} · {info.title.split(':')[0]}")
     if payoff is None or not payoff.points:
@@ -124,7 +126,7 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
                 fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
-        return
+        return None
     runs = run_points(payoff)
     computes = [p.compute for p in runs]
     if min(computes) > 0 and max(computes) / min(computes) > 20:
@@ -145,7 +147,6 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
                             ecolor=COLORS[kind], elinewidth=1, capsize=2, zorder=2)
             ax.scatter([p.compute], [p.quality], s=36, marker=MARKERS[kind], color=COLORS[kind], zorder=3,
                        edgecolors="white", linewidths=0.6)
-    _label_points(ax, runs, x_mid)
     baselines = [p for p in runs if p.kind == "baseline"]
     if baselines:
         xs, ys = _staircase(pareto_front(baselines, payoff.lower_is_better), x_end)
@@ -158,17 +159,20 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> None:
     ax.set_xlabel(textwrap.fill(payoff.compute, 48))
     ax.set_ylabel(textwrap.fill(f"{payoff.quality} ({'lower' if payoff.lower_is_better else 'higher'} is better)",
                                 40))
+    return runs, x_mid
 
 
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    """Whether two boxes (x0, x1, y0, y1) overlap."""
-    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The area two boxes (x0, x1, y0, y1) share (0 if they do not overlap)."""
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[2], b[2]))
 
 
 def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
-    """One short tag per point, above or below it, left or right, where it overlaps no tag placed before;
-    points drawn on top of each other share one ("a / b"). Words every label starts with (a task name,
-    say) go to the panel's title instead of onto every tag."""
+    """One short tag per point, placed where it covers no tag placed before and no marker and stays inside
+    the panel: beside the point, above or below it, else a row or more further away with a thin line back
+    to its point. Points drawn on top of each other share one tag ("a / b"). Words every label starts
+    with (a task name, say) go to the panel's title instead of onto every tag. Call it once the figure's
+    layout is final (`Figure.draw_without_rendering`): it places tags in display pixels."""
     labels = [p.label.split() for p in runs]
     common = 0
     while len(runs) > 1 and all(len(w) > common + 1 and w[common] == labels[0][common] for w in labels):
@@ -177,9 +181,10 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
         ax.set_title(f"{ax.get_title()} ({' '.join(labels[0][:common])})")
     tags = [" ".join(w[common:]) for w in labels]
     tags = [t if len(t) <= 26 else t[:25] + "…" for t in tags]
-    ax.autoscale_view()
+    renderer = ax.figure.canvas.get_renderer()
+    pt = ax.figure.dpi / 72  # display pixels per point
     xy = ax.transData.transform([(p.compute, p.quality) for p in runs])  # display pixels
-    px = ax.figure.dpi / 72 * 6.5  # the tags' font size in pixels: a tag's height, about 2 characters' width
+    frame = ax.get_window_extent(renderer)
     # points drawn on top of each other share one tag
     groups: list[list[int]] = []
     for i, (x, y) in enumerate(xy):
@@ -188,39 +193,61 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
             groups.append([i])
         else:
             same.append(i)
-    placed: list[tuple[float, float, float, float]] = []
+    # no tag covers a marker (the front's rings included)
+    taken = [(x - 5 * pt, x + 5 * pt, y - 5 * pt, y + 5 * pt) for x, y in xy]
     for group in groups:
         p = runs[group[0]]
-        text = " / ".join(tags[i] for i in group[:3]) + (f" +{len(group) - 3}" if len(group) > 3 else "")
         x, y = xy[group[0]]
-        width = 0.55 * px * len(text)
-        # beside the point, above or below it; first on the side with more room (the left in the right half)
+        # as many of the group's tags as fit in half the panel's width, the rest counted
+        for shown in range(min(len(group), 3), 0, -1):
+            rest = len(group) - shown
+            text = " / ".join(tags[i] for i in group[:shown]) + (f" +{rest}" if rest else "")
+            probe = ax.text(0, 0, text, fontsize=6.5, parse_math=False)
+            size = probe.get_window_extent(renderer)
+            probe.remove()
+            if size.width <= frame.width / 2:
+                break
+        width, height = size.width, size.height
+        # first beside the point (the left in the right half), then rows further up or down
         spots = []
-        for side in (-1, 1) if p.compute > x_mid else (1, -1):
-            for up in (1, -1):
-                x0 = x + 5 if side > 0 else x - 5 - width
-                y0 = y + 3 if up > 0 else y - 3 - px
-                spots.append(((side, up), (x0, x0 + width, y0, y0 + px)))
-        free = [spot for spot in spots if not any(_overlap(spot[1], other) for other in placed)]
-        (side, up), bbox = (free or spots)[0]
-        placed.append(bbox)
-        # a tag stays inside its panel and out of the layout
-        note = ax.annotate(text, (p.compute, p.quality), xytext=(5 * side, 3 if up > 0 else -3),
-                           textcoords="offset points", fontsize=6.5, ha="left" if side > 0 else "right",
-                           va="bottom" if up > 0 else "top", color="#333", clip_on=True, parse_math=False)
+        for row in range(6):
+            for side in (-1, 1) if p.compute > x_mid else (1, -1):
+                for up in (1, -1):
+                    dx, dy = 5 * side, up * (3 + row * 9)  # offset of the tag's anchor corner, in points
+                    x0 = x + dx * pt - (width if side < 0 else 0)
+                    y0 = y + dy * pt - (height if up < 0 else 0)
+                    spots.append((row, side, up, dx, dy, (x0, x0 + width, y0, y0 + height)))
+
+        def cost(spot):  # the least outside the panel, then the least covering other tags and markers, then near
+            box = spot[5]
+            outside = (box[1] - box[0]) * (box[3] - box[2]) - _overlap(box, (frame.x0, frame.x1, frame.y0, frame.y1))
+            covered = sum(_overlap(box, other) for other in taken)
+            return outside, covered, spot[0]
+
+        row, side, up, dx, dy, box = min(spots, key=cost)
+        taken.append(box)
+        note = ax.annotate(text, (p.compute, p.quality), xytext=(dx, dy), textcoords="offset points",
+                           fontsize=6.5, ha="left" if side > 0 else "right", va="bottom" if up > 0 else "top",
+                           color="#333", clip_on=True, parse_math=False,
+                           arrowprops=dict(arrowstyle="-", lw=0.4, color="#999", shrinkA=0, shrinkB=3)
+                           if row else None)
         note.set_in_layout(False)
 
 
 def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3,
                   width: float = 3.6, height: float = 2.9) -> list[Path]:
+    """`draw_payoff`, written to `path`.png and .svg; returns their paths."""
+    return save(draw_payoff(payoffs, ncols, width, height), path, source="runs/<lab>/payoff.json")
+
+
+def draw_payoff(payoffs: dict[str, Payoff | None], ncols: int = 3, width: float = 3.6, height: float = 2.9):
     """One panel per registered lab (`payoffs[lab]` None: "no data yet"), `ncols` panels a row of
-    `width x height` inches each, and one legend for them all. Returns the PNG and SVG paths."""
+    `width x height` inches each, and one legend for them all."""
     labs = list(LABS)
     nrows = math.ceil((len(labs) + 1) / ncols)  # +1: the legend gets a cell of its own
     fig, axes = new_figure(ncols=ncols, nrows=nrows, width=width, height=height, layout="constrained")
     cells = [ax for row in axes for ax in row]
-    for ax, lab in zip(cells, labs):
-        _panel(ax, lab, payoffs.get(lab))
+    drawn = {ax: _panel(ax, lab, payoffs.get(lab)) for ax, lab in zip(cells, labs)}
     legend_ax = cells[len(labs)]
     legend_ax.axis("off")
     handles = [
@@ -237,4 +264,9 @@ def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: in
         ax.axis("off")
     fig.suptitle("All routing is resource allocation:\nquality vs compute, one panel per part" if ncols == 1 else
                  "All routing is resource allocation: quality vs compute, one panel per part", fontsize=11)
-    return save(fig, path, source="runs/<lab>/payoff.json")
+    # the tags go on last, where the final layout puts the panels
+    fig.draw_without_rendering()
+    for ax, panel in drawn.items():
+        if panel is not None:
+            _label_points(ax, *panel)
+    return fig
