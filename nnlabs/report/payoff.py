@@ -19,7 +19,7 @@ from pathlib import Path
 from matplotlib.ticker import EngFormatter
 
 from nnlabs.labs import LABS
-from nnlabs.report.figures import new_figure, save
+from nnlabs.report.figures import new_figure, place_labels, save
 from nnlabs.report.stats import mean_ci
 from nnlabs.spine.errors import UserError
 
@@ -162,17 +162,11 @@ def _panel(ax, lab: str, payoff: Payoff | None) -> tuple[list[RunPoint], float] 
     return runs, x_mid
 
 
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """The area two boxes (x0, x1, y0, y1) share (0 if they do not overlap)."""
-    return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[2], b[2]))
-
-
 def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
-    """One short tag per point, placed where it covers no tag placed before and no marker and stays inside
-    the panel: beside the point, above or below it, else a row or more further away with a thin line back
-    to its point. Points drawn on top of each other share one tag ("a / b"). Words every label starts
-    with (a task name, say) go to the panel's title instead of onto every tag. Call it once the figure's
-    layout is final (`Figure.draw_without_rendering`): it places tags in display pixels."""
+    """One short tag per point (`figures.place_labels`: inside the panel, off every tag and marker); points
+    drawn on top of each other share one ("a / b", as many as fit in half the panel, the rest counted).
+    Words every label starts with (a task name, say) go to the panel's title instead of onto every tag.
+    Call it once the figure's layout is final."""
     labels = [p.label.split() for p in runs]
     common = 0
     while len(runs) > 1 and all(len(w) > common + 1 and w[common] == labels[0][common] for w in labels):
@@ -181,10 +175,7 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
         ax.set_title(f"{ax.get_title()} ({' '.join(labels[0][:common])})")
     tags = [" ".join(w[common:]) for w in labels]
     tags = [t if len(t) <= 26 else t[:25] + "…" for t in tags]
-    renderer = ax.figure.canvas.get_renderer()
-    pt = ax.figure.dpi / 72  # display pixels per point
     xy = ax.transData.transform([(p.compute, p.quality) for p in runs])  # display pixels
-    frame = ax.get_window_extent(renderer)
     # points drawn on top of each other share one tag
     groups: list[list[int]] = []
     for i, (x, y) in enumerate(xy):
@@ -193,45 +184,21 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
             groups.append([i])
         else:
             same.append(i)
-    # no tag covers a marker (the front's rings included)
-    taken = [(x - 5 * pt, x + 5 * pt, y - 5 * pt, y + 5 * pt) for x, y in xy]
+    renderer, half = ax.figure.canvas.get_renderer(), ax.get_window_extent().width / 2
+    texts = []
     for group in groups:
-        p = runs[group[0]]
-        x, y = xy[group[0]]
-        # as many of the group's tags as fit in half the panel's width, the rest counted
         for shown in range(min(len(group), 3), 0, -1):
             rest = len(group) - shown
             text = " / ".join(tags[i] for i in group[:shown]) + (f" +{rest}" if rest else "")
             probe = ax.text(0, 0, text, fontsize=6.5, parse_math=False)
-            size = probe.get_window_extent(renderer)
+            width = probe.get_window_extent(renderer).width
             probe.remove()
-            if size.width <= frame.width / 2:
+            if width <= half:
                 break
-        width, height = size.width, size.height
-        # first beside the point (the left in the right half), then rows further up or down
-        spots = []
-        for row in range(6):
-            for side in (-1, 1) if p.compute > x_mid else (1, -1):
-                for up in (1, -1):
-                    dx, dy = 5 * side, up * (3 + row * 9)  # offset of the tag's anchor corner, in points
-                    x0 = x + dx * pt - (width if side < 0 else 0)
-                    y0 = y + dy * pt - (height if up < 0 else 0)
-                    spots.append((row, side, up, dx, dy, (x0, x0 + width, y0, y0 + height)))
-
-        def cost(spot):  # the least outside the panel, then the least covering other tags and markers, then near
-            box = spot[5]
-            outside = (box[1] - box[0]) * (box[3] - box[2]) - _overlap(box, (frame.x0, frame.x1, frame.y0, frame.y1))
-            covered = sum(_overlap(box, other) for other in taken)
-            return outside, covered, spot[0]
-
-        row, side, up, dx, dy, box = min(spots, key=cost)
-        taken.append(box)
-        note = ax.annotate(text, (p.compute, p.quality), xytext=(dx, dy), textcoords="offset points",
-                           fontsize=6.5, ha="left" if side > 0 else "right", va="bottom" if up > 0 else "top",
-                           color="#333", clip_on=True, parse_math=False,
-                           arrowprops=dict(arrowstyle="-", lw=0.4, color="#999", shrinkA=0, shrinkB=3)
-                           if row else None)
-        note.set_in_layout(False)
+        texts.append(text)
+    lead = [runs[g[0]] for g in groups]
+    place_labels(ax, [(p.compute, p.quality) for p in lead], texts, right_first=[p.compute <= x_mid for p in lead],
+                 taken=[(p.compute, p.quality) for p in runs])
 
 
 def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3,

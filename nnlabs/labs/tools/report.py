@@ -200,7 +200,7 @@ def memorisation_lines(memo: dict[int, dict], moderate: float) -> list[str]:
 
 def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, sweep: dict,
                  every: dict[int, tuple[list[dict], dict | None]]) -> None:
-    from nnlabs.report.figures import new_figure, save
+    from nnlabs.report.figures import new_figure, place_labels, save
 
     rows = model_rows(runs, dream)
     figs = out / "figures"
@@ -231,6 +231,7 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
 
     # 2. the price sweep on the oracle's axes: accuracy against call rate (left), against compute (right)
     fig, ax = new_figure(2, 1, width=5.4, height=4.0)
+    tags = []  # per panel: its axes, the tagged points and their price tags
     ox, oy = zip(*sweep["oracle"])
     ax[0][0].plot(ox, oy, "--", color="k", label="oracle (calls exactly where the no-tool answer is wrong)")
     area = "–" if sweep["area_fraction"] is None else f"{sweep['area_fraction']:.2f}"
@@ -259,10 +260,8 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
                 groups[-1].append((s, c))
             else:
                 groups.append([(s, c)])
-        for g in groups:
-            text = f"c={g[0][1]:g}" + (f"–{g[-1][1]:g}" if len(g) > 1 else "")
-            a.annotate(text, (g[0][0][xkey] / scale, g[0][0]["accuracy"]), fontsize=7, xytext=(4, -10),
-                       textcoords="offset points")
+        tags.append((a, [(g[0][0][xkey] / scale, g[0][0]["accuracy"]) for g in groups],
+                     [f"c={g[0][1]:g}" + (f"–{g[-1][1]:g}" if len(g) > 1 else "") for g in groups]))
         for label, mode, style, color in (("never call", "never", "s", "C2"), ("always call", "always", "^", "C1"),
                                           ("oracle", "oracle", "D", "k")):
             s = mod["modes"][mode]["all"]
@@ -273,6 +272,12 @@ def plot_figures(out: Path, runs: list[dict], dream: dict | None, mod: dict, swe
         a.set(xlabel=xlabel, ylabel="accuracy, all test queries (exact answer)",
               title="Price sweep: accuracy vs " + ("call rate" if k == 0 else "compute"))
         a.legend(loc="lower right", fontsize=7)
+    # the price tags go on last, where the layout puts the panels: inside them, off each other and the markers
+    fig.draw_without_rendering()
+    for a, points, texts in tags:
+        markers = [tuple(xy) for line in a.lines if line.get_marker() not in (None, "None", "")
+                   for xy in line.get_xydata()]
+        place_labels(a, points, texts, fontsize=7, taken=markers, avoid=[a.get_legend().get_window_extent()])
     save(fig, figs / "frontier", source=str(out))
 
     # 2b. what each price buys: call rates against the price, and where needed calls stop
