@@ -14,7 +14,7 @@ from nnlabs.labs.act.explorable import write_explorable
 from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass
 from nnlabs.labs.act.router import depth_paths
 from nnlabs.pack import algorithmic
-from nnlabs.report.figures import new_figure, plt, save
+from nnlabs.report.figures import new_figure, place_labels, plt, save
 from nnlabs.report.runs import lab_files, load_runs
 from nnlabs.report.stats import (
     LEVEL,
@@ -31,8 +31,6 @@ from nnlabs.report.tables import markdown_table
 from nnlabs.spine.errors import UserError
 
 COLORS = {"fixed": "#7f7f7f", "act": "#1f77b4", "ponder": "#2ca02c", "router": "#9467bd", "exit": "#ff7f0e"}
-LABEL_OFFSETS = {"fixed": ((5, -9), "left"), "act": ((-5, 3), "right"), "ponder": ((5, 5), "left"),
-                 "router": ((5, -3), "left"), "exit": ((-5, -10), "right"), "moe": ((6, -3), "left")}
 # the models that choose their own depth (the early exit reuses a fixed model; it joins where said)
 ADAPTIVE = ("act", "ponder", "router")
 
@@ -49,7 +47,8 @@ def accuracy_frontier(rs: list[dict]) -> list[dict]:
 
 
 def fig_accuracy_vs_compute(runs, out: Path, every_seed):
-    fig, axes = new_figure(len(runs), 1, width=4.6, height=3.8)
+    fig, axes = new_figure(len(runs), 1, width=4.6, height=3.8, layout="constrained")
+    tags = []  # per panel: its axes, the labelled points, their labels and every marker
     for ax, (task, rs) in zip(axes[0], runs.items()):
         # every seed's point faint; the seed mean (what `runs` holds when there are several seeds) on top
         if len(seeds_of(every_seed)) > 1:
@@ -71,11 +70,10 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
             point = (s["macs_per_example"] / 1e6, 100 * s["acc"])
             near = next((p for p in labels if abs(p[0] - point[0]) < 0.04 * width and abs(p[1] - point[1]) < 4), None)
             labels.setdefault(near or point, []).append(a)  # points closer than a label's size share one label
-        for (x, y), same in labels.items():
-            # each kind labels its points on its own side, so neighbouring kinds do not write over each other
-            (dx, dy), ha = LABEL_OFFSETS["moe" if same[0].get("experts") else same[0]["kind"]]
-            ax.annotate(", ".join(a["model"].replace("act_tau", "τ=") for a in same), (x, y), fontsize=6,
-                        xytext=(dx, dy), ha=ha, textcoords="offset points")
+        markers = [(a["splits"][split]["macs_per_example"] / 1e6, 100 * a["splits"][split]["acc"])
+                   for a in rs for split in ("test", "lengthgen")]
+        tags.append((ax, list(labels), [", ".join(a["model"].replace("act_tau", "τ=") for a in same)
+                                        for same in labels.values()], markers))
         ax.set_ylim(-2, 104)
         ax.axhline(50, color="#bbb", lw=0.8, ls="--")
         ax.text(ax.get_xlim()[1], 45, "chance (binary answers) ", fontsize=6, color="#888", ha="right")
@@ -90,8 +88,13 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
         handles.append(plt.Line2D([], [], color="#ccc", marker="o", mec="k", mew=1.2, ls="",
                                   label="MoE feed-forward (5.5)"))
     axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle("Accuracy vs measured compute, per task (labelled: the in-distribution frontier, where no model is "
-                 "as accurate for less; every model is in report.md's tables)")
+    fig.suptitle("Accuracy vs measured compute, per task\n(labelled: the in-distribution frontier, where no model is "
+                 "as accurate for less; every model is in report.md's tables)", fontsize=10)
+    # the labels go on last, where the layout puts the panels: inside them, off each other, the markers and
+    # the chance line's note
+    fig.draw_without_rendering()
+    for ax, points, texts, markers in tags:
+        place_labels(ax, points, texts, fontsize=6, taken=markers, avoid=[ax.texts[0].get_window_extent()])
     save(fig, out / "figures" / "accuracy_vs_compute", source=str(out))
 
 
