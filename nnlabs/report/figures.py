@@ -53,14 +53,22 @@ def _shared_area(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[2], b[2]))
 
 
+def text_size(ax, text: str, fontsize: float):
+    """The display-space box `text` takes in ax at `fontsize` (measured by drawing it, then removed)."""
+    probe = ax.text(0, 0, text, fontsize=fontsize, parse_math=False)
+    size = probe.get_window_extent(ax.figure.canvas.get_renderer())
+    probe.remove()
+    return size
+
+
 def place_labels(ax, points: list[tuple[float, float]], texts: list[str], right_first: list[bool] | None = None,
                  fontsize: float = 6.5, taken: list[tuple[float, float]] = (), avoid=()) -> None:
     """Write texts[i] beside points[i] (data coordinates) where it covers no label placed before, no marker
-    (`points` and `taken`) and nothing in `avoid` (display-space boxes: a legend), and stays inside the axes:
-    beside the point, above or below it, else a
-    row or more further away with a thin line back to its point; `right_first[i]` says which side to try
-    first (default: right in the left half). Sizes are measured, so call it once the figure's layout is
-    final (`Figure.draw_without_rendering`); labels stay out of the layout."""
+    (`points` and the other markers, `taken`) and nothing in `avoid` (display-space boxes: a legend), and
+    stays inside the axes: beside the point, above or below it, else a row or more further away with a thin
+    line back to its point; `right_first[i]` says which side to try first (default: right in the left
+    half). Sizes are measured, so call it once the figure's layout is final (`Figure.draw_without_rendering`);
+    labels stay out of the layout."""
     renderer = ax.figure.canvas.get_renderer()
     pt = ax.figure.dpi / 72  # display pixels per point
     xy = ax.transData.transform(points) if len(points) else []  # display pixels
@@ -71,9 +79,7 @@ def place_labels(ax, points: list[tuple[float, float]], texts: list[str], right_
              for x, y in [*xy, *(ax.transData.transform(taken) if len(taken) else [])]]
     boxes += [(b.x0, b.x1, b.y0, b.y1) for b in avoid]
     for i, ((x, y), text) in enumerate(zip(xy, texts)):
-        probe = ax.text(0, 0, text, fontsize=fontsize, parse_math=False)
-        size = probe.get_window_extent(renderer)
-        probe.remove()
+        size = text_size(ax, text, fontsize)
         right = right_first[i] if right_first is not None else x < (frame.x0 + frame.x1) / 2
         spots = []
         for row in range(6):

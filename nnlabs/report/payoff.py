@@ -19,7 +19,7 @@ from pathlib import Path
 from matplotlib.ticker import EngFormatter
 
 from nnlabs.labs import LABS
-from nnlabs.report.figures import new_figure, place_labels, save
+from nnlabs.report.figures import new_figure, place_labels, save, text_size
 from nnlabs.report.stats import mean_ci
 from nnlabs.spine.errors import UserError
 
@@ -184,21 +184,18 @@ def _label_points(ax, runs: list[RunPoint], x_mid: float) -> None:
             groups.append([i])
         else:
             same.append(i)
-    renderer, half = ax.figure.canvas.get_renderer(), ax.get_window_extent().width / 2
+    half = ax.get_window_extent().width / 2
     texts = []
     for group in groups:
         for shown in range(min(len(group), 3), 0, -1):
             rest = len(group) - shown
             text = " / ".join(tags[i] for i in group[:shown]) + (f" +{rest}" if rest else "")
-            probe = ax.text(0, 0, text, fontsize=6.5, parse_math=False)
-            width = probe.get_window_extent(renderer).width
-            probe.remove()
-            if width <= half:
+            if text_size(ax, text, 6.5).width <= half:
                 break
         texts.append(text)
     lead = [runs[g[0]] for g in groups]
     place_labels(ax, [(p.compute, p.quality) for p in lead], texts, right_first=[p.compute <= x_mid for p in lead],
-                 taken=[(p.compute, p.quality) for p in runs])
+                 taken=[(runs[i].compute, runs[i].quality) for g in groups for i in g[1:]])
 
 
 def payoff_figure(payoffs: dict[str, Payoff | None], path: str | Path, ncols: int = 3,

@@ -48,7 +48,7 @@ def accuracy_frontier(rs: list[dict]) -> list[dict]:
 
 def fig_accuracy_vs_compute(runs, out: Path, every_seed):
     fig, axes = new_figure(len(runs), 1, width=4.6, height=3.8, layout="constrained")
-    tags = []  # per panel: its axes, the labelled points, their labels and every marker
+    tags = []  # per panel: its axes, the labelled points, their labels, every marker and the chance note
     for ax, (task, rs) in zip(axes[0], runs.items()):
         # every seed's point faint; the seed mean (what `runs` holds when there are several seeds) on top
         if len(seeds_of(every_seed)) > 1:
@@ -72,11 +72,11 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
             labels.setdefault(near or point, []).append(a)  # points closer than a label's size share one label
         markers = [(a["splits"][split]["macs_per_example"] / 1e6, 100 * a["splits"][split]["acc"])
                    for a in rs for split in ("test", "lengthgen")]
-        tags.append((ax, list(labels), [", ".join(a["model"].replace("act_tau", "τ=") for a in same)
-                                        for same in labels.values()], markers))
         ax.set_ylim(-2, 104)
         ax.axhline(50, color="#bbb", lw=0.8, ls="--")
-        ax.text(ax.get_xlim()[1], 45, "chance (binary answers) ", fontsize=6, color="#888", ha="right")
+        chance = ax.text(ax.get_xlim()[1], 45, "chance (binary answers) ", fontsize=6, color="#888", ha="right")
+        tags.append((ax, list(labels), [", ".join(a["model"].replace("act_tau", "τ=") for a in same)
+                                        for same in labels.values()], markers, chance))
         # the task alone on each panel: four "task: accuracy vs ..." titles ran into each other at full
         ax.set_title(task + seed_note(every_seed))
         ax.set_xlabel("forward MACs per example, millions (measured)")
@@ -93,8 +93,8 @@ def fig_accuracy_vs_compute(runs, out: Path, every_seed):
     # the labels go on last, where the layout puts the panels: inside them, off each other, the markers and
     # the chance line's note
     fig.draw_without_rendering()
-    for ax, points, texts, markers in tags:
-        place_labels(ax, points, texts, fontsize=6, taken=markers, avoid=[ax.texts[0].get_window_extent()])
+    for ax, points, texts, markers, chance in tags:
+        place_labels(ax, points, texts, fontsize=6, taken=markers, avoid=[chance.get_window_extent()])
     save(fig, out / "figures" / "accuracy_vs_compute", source=str(out))
 
 
