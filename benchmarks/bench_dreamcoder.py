@@ -2,7 +2,7 @@
 
   1. compression: our compressor vs Stitch (stitch_core) on the same corpora — compression ratio
      (Stitch's definition: corpus cost before / after, library not counted; Stitch's cost model) and
-     wall time, with the ratios ours/Stitch, ours with and without its structure penalty;
+     wall time, with the ratios ours/Stitch, ours with and without DreamCoder's nontriviality rule;
   2. search: programs tried per second per worker (one process) when solving the pack's list tasks,
      today's enumerator against the one before the rewrite (search.py and its interpreter dsl.py at
      BEFORE, loaded from git into modules of their own), the two run task by task in turn so machine
@@ -46,12 +46,12 @@ def corpora(seed: int = 0) -> dict:
 
 def bench_compression(iterations: int, arity: int) -> None:
     print(f"\n== compression: {iterations} iterations, max arity {arity} ==")
-    print("ours = the lab's compressor (structure penalty on); free = the same without it (Stitch's objective)")
+    print("ours = the lab's compressor (DreamCoder's nontriviality rule); free = the same without it (Stitch's objective)")
     print(f"{'corpus':22s} {'n':>4s} {'ours':>7s} {'free':>7s} {'stitch':>7s} {'ours/st':>8s} {'free/st':>8s} "
           f"{'ours s':>8s} {'stitch s':>9s} {'time x':>7s}")
     for name, progs in corpora().items():
         ours = compress(progs, iterations, arity)
-        free = compress(progs, iterations, arity, structure_penalty=False)
+        free = compress(progs, iterations, arity, only_nontrivial=False)
         theirs = stitch_compress(progs, iterations, arity)
         r_o, r_f, r_s = ours.ratio(progs), free.ratio(progs), theirs.ratio(progs)
         print(f"{name:22s} {len(progs):4d} {r_o:7.3f} {r_f:7.3f} {r_s:7.3f} {100 * r_o / r_s:7.1f}% "

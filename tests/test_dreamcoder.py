@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from nnlabs.labs.dreamcoder.compress import adds_structure, compress, cost, stitch_compress
+from nnlabs.labs.dreamcoder.compress import compress, cost, nontrivial, stitch_compress
 from nnlabs.labs.dreamcoder.dsl import (
     BOOL,
     INT,
@@ -261,34 +261,51 @@ def test_a_near_certain_choice_does_not_end_the_search():
     assert len(naive) > 10 and fast == naive
 
 
-@pytest.mark.parametrize("corpus", [
-    ["(lam (car $0))", "(lam (car $0))", "(lam (+ (car $0) 1))", "(lam (car (cdr $0)))", "(lam (car (cdr (cdr $0))))"],
-    [f"(lam (map (lam (+ $0 {k})) (filter (lam (gt? $0 {t})) {xs})))"
-     for k, t, xs in ((3, 3, "$0"), (3, 1, "$0"), (3, 2, "$0"), (2, 0, "$0"), (3, 3, "(cdr $0)"))],
-], ids=["car in a wrapper", "a constant of fn_0"])
-def test_compression_keeps_no_abstraction_without_structure(corpus):
-    # before the structure penalty these gave `(lam (car $0))` and `(lam (lam (fn_0 3 $1 $0)))`
-    result = compress([parse(t) for t in corpus], iterations=4, max_arity=3)
-    for inv in result.abstractions:
-        body = inv.body
-        while body.__class__ is Lam:
-            body = body.body
-        assert any(arg.__class__ in (App, Lam) for arg in spine(body)[1]), show(inv.body)
-    # the penalty is what refuses them: Stitch's objective alone keeps one and compresses further
-    free = compress([parse(t) for t in corpus], iterations=4, max_arity=3, structure_penalty=False)
-    assert not all(adds_structure(inv.body) for inv in free.abstractions)
-    assert free.ratio([parse(t) for t in corpus]) > result.ratio([parse(t) for t in corpus])
+def test_compression_refuses_what_dreamcoder_calls_trivial():
+    # before any rule this corpus gave `(lam (car $0))`: car in a wrapper
+    corpus = [parse(t) for t in ["(lam (car $0))", "(lam (car $0))", "(lam (+ (car $0) 1))", "(lam (car (cdr $0)))",
+                                 "(lam (car (cdr (cdr $0))))"]]
+    assert compress(corpus, iterations=4, max_arity=3).abstractions == []
+    # the rule is what refuses it: Stitch's objective alone keeps it and compresses further
+    free = compress(corpus, iterations=4, max_arity=3, only_nontrivial=False)
+    assert [show(inv.body) for inv in free.abstractions] == ["(lam (car $0))"]
+    assert free.ratio(corpus) > 1.0
 
 
-@pytest.mark.parametrize("body, structure", [
-    ("(lam (lam (map (lam ($2 $0)) $0)))", False),  # map in a wrapper: the parameter eta-expanded
-    ("(lam (lam (fold $0 0 (lam (lam ($3 $1 $0))))))", False),  # fold with its 0 fixed, f eta-expanded
+def fixed_constants_corpus(adds):
+    filters = (("3", "$0"), ("1", "$0"), ("2", "$0"), ("0", "$0"), ("3", "(cdr $0)"))
+    return [parse(f"(lam (map (lam (+ $0 {k})) (filter (lam (gt? $0 {t})) {xs})))")
+            for k, (t, xs) in zip(adds, filters)]
+
+
+@pytest.mark.parametrize("adds, kept", [
+    ("33310", ["(lam (lam (fn_0 3 $1 $0)))"]),  # three uses of "add 3" pay for the fixed constant's body
+    ("3210", []),  # no constant repeats: fixing one cannot pay
+])
+def test_a_fixed_constant_is_kept_only_when_it_pays_for_its_body(adds, kept):
+    corpus = fixed_constants_corpus(adds)
+    result = compress(corpus, iterations=4, max_arity=3)
+    bodies = [show(inv.body) for inv in result.abstractions]
+    assert bodies[0] == "(lam (lam (lam (map (lam (+ $0 $3)) (filter (lam (gt? $0 $2)) $0)))))"
+    assert bodies[1:] == kept
+    # utility is MDL: corpus + library shrink by exactly the utilities, each positive
+    utilities = [step["utility"] for step in result.steps]
+    assert min(utilities) > 0
+    library = sum(cost(inv.body) for inv in result.abstractions)
+    assert sum(cost(p) for p in corpus) - sum(cost(p) for p in result.rewritten) - library == sum(utilities)
+
+
+@pytest.mark.parametrize("body, kept", [
+    ("(lam (car $0))", False),  # one primitive: car in a wrapper
+    ("(lam (lam (map (lam ($2 $0)) $0)))", False),  # map in a wrapper, its function eta-expanded
+    ("(lam (lam ($1 ($1 $0))))", False),  # no primitive at all
+    ("(lam (* $0 $0))", True),  # one primitive, a variable used twice: square
     ("(lam (lam (map (lam ($2 $0 $0)) $0)))", True),  # f x x: a new way to use f
     ("(lam (lam (fold $0 0 (lam (lam (+ $1 $0))))))", True),  # a fixed function makes the fold a sum
-    ("(lam (map (lam (+ $0 1)) $0))", True),
+    ("(lam (+ $0 1))", True),  # a constant fixed: two primitives, kept if it pays for its body
 ])
-def test_an_eta_expanded_parameter_is_no_structure(body, structure):
-    assert adds_structure(parse(body)) is structure
+def test_nontrivial_is_dreamcoders_rule(body, kept):
+    assert nontrivial(parse(body)) is kept
 
 
 def test_compression_finds_the_shared_abstraction():

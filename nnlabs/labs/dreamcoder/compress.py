@@ -9,8 +9,8 @@ Our compressor, in four readable steps per iteration:
                 application or lambda 1): utility(A) = cost(corpus) - cost(corpus rewritten with A)
                 - cost(body of A).  That is the MDL gain: corpus + library gets shorter by exactly this.
                 Candidates are ranked by an estimate over matching subtrees, the top few rescored exactly.
-  3. accept   — the best candidate that adds structure (see `adds_structure`) if its utility is
-                positive; it becomes `fn_k = (lam (lam ... body))`,
+  3. accept   — the best candidate that DreamCoder would call nontrivial (see `nontrivial`) if its
+                utility is positive; it becomes `fn_k = (lam (lam ... body))`,
                 holes turned into the outer lambdas' variables.
   4. rewrite  — every program, top-down: a subtree that matches becomes `(fn_k arg0 arg1 ...)`.
 Repeat while it helps (or up to `iterations`). Later abstractions can use earlier ones.
@@ -210,47 +210,46 @@ def propose(programs, max_arity: int, max_per_bucket: int = 60):
     return sorted(scored.items(), key=lambda kv: (-kv[1][0], show(kv[0])))
 
 
-def adds_structure(pattern: Program) -> bool:
-    """Does the pattern nest one application or lambda inside another (under its own lambdas)?
+def nontrivial(pattern: Program) -> bool:
+    """DreamCoder's test of a candidate abstraction (`nontrivial` in its compression.ml): the pattern must
+    hold two primitives (base or learned; a constant counts), or one primitive with a variable used twice.
 
-    A pattern that is one head applied to leaves only — `(car #0)`, `(lam (map #0 $0))`, `(fn_0 3 #0)` —
-    wraps a single primitive or fixes constants of an earlier abstraction. Under Stitch's cost model it
-    can still pay once (an eta-reduced wrapper saves a lambda, an application and a variable per use; a
-    fixed constant saves a leaf), but it adds nothing the grammar cannot build from the head itself and
-    splits the head's probability mass. Our structure penalty, in the spirit of DreamCoder's prior on
-    the library: such an abstraction pays for its length at every use, and since one use saves less
-    than the body's length (the head and every fixed leaf are in it), it is never kept. Stitch has no
-    such penalty, so on corpora where it keeps one our compression ratio is lower by that much."""
-    while pattern.__class__ is Lam:
-        pattern = pattern.body
-    _, args = spine(pattern)
-    return any(a.__class__ in (App, Lam) and not eta_wrapper(a) for a in args)
-
-
-def eta_wrapper(term: Program) -> bool:
-    """Is term (lam ... (lam (f $k-1 ... $0))) with f one of the pattern's own parameters (a hole, or a
-    variable bound outside those k lambdas)? Then it is f itself, eta-expanded, and `(map (lam ($2 $0)) $0)`
-    is map in a wrapper (the full budget kept it as fn_2 in session 8). A fixed function stays structure:
-    `(lam (+ $1 $0))` in `(fold $0 0 (lam (lam (+ $1 $0))))` is what makes that fold a sum."""
-    k = 0
-    while term.__class__ is Lam:
-        term, k = term.body, k + 1
-    head, args = spine(term)
-    return (k > 0 and (head.__class__ is Hole or (head.__class__ is Var and head.i >= k))
-            and [a.i if a.__class__ is Var else None for a in args] == list(range(k - 1, -1, -1)))
+    Refused: one head over parameters only — `(car #0)`, `(lam (map #0 $0))`, `(lam (map (lam (#0 $0))
+    $0))` (map in an eta wrapper, kept as `fn_2` in session 8 before any rule). Such an abstraction adds
+    nothing the grammar cannot build from its head, yet under Stitch's cost model it can pay (eta-reduction
+    saves a lambda, an application and a variable per use). Allowed, and then kept only if it pays for its
+    body in the MDL score like any other: `(lam (* $0 $0))` (square: a new function of one primitive),
+    `(fold #0 0 (lam (lam (+ $1 $0))))` (sum), and `(fn_0 3 #0)` or `(+ 1 #0)`, a constant fixed into
+    another abstraction or primitive."""
+    primitives, variables, repeated = 0, set(), False
+    stack = [(pattern, 0)]
+    while stack:
+        p, depth = stack.pop()
+        if p.__class__ is App:
+            stack += [(p.f, depth), (p.x, depth)]
+        elif p.__class__ is Lam:
+            stack.append((p.body, depth + 1))
+        elif p.__class__ in (Hole, Var):
+            # a parameter (#i), or a variable named by the lambda that binds it (its index minus the depth)
+            key = ("#", p.i) if p.__class__ is Hole else ("$", p.i - depth)
+            repeated |= key in variables
+            variables.add(key)
+        else:
+            primitives += 1
+    return primitives > 1 or (primitives == 1 and repeated)
 
 
 def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, rescore: int = 12,
-             structure_penalty: bool = True) -> Compression:
+             only_nontrivial: bool = True) -> Compression:
     """Accept the best abstraction while it shortens corpus + library; rewrite; repeat. Without the
-    structure penalty the objective is exactly Stitch's: what the lab records to compare the two searches."""
+    nontriviality rule the objective is exactly Stitch's: what the lab records to compare the two searches."""
     t0 = time.perf_counter()
     programs, library, steps = list(programs), [], []
     for k in range(iterations):
         before = sum(cost(p) for p in programs)
         best = None
         candidates = [(pat, score) for pat, score in propose(programs, max_arity)
-                      if adds_structure(pat) or not structure_penalty]
+                      if nontrivial(pat) or not only_nontrivial]
         for pat, (estimate, arity) in candidates[:rescore]:
             if estimate <= 0:
                 break

@@ -174,8 +174,8 @@ def wake(learner: Learner, train: list[Task], test: list[Task], cfg: LoopConfig,
 
 
 def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfig) -> dict:
-    """Compress the corpus with both compressors (Stitch as the yardstick, and ours without its structure
-    penalty: Stitch's objective, to compare the two searches), keep the chosen one's abstractions, rewrite
+    """Compress the corpus with both compressors (Stitch as the yardstick, and ours without DreamCoder's
+    nontriviality rule: Stitch's objective, to compare the two searches), keep the chosen one's abstractions, rewrite
     the corpus in them and refit the unigram weights on the rewritten corpus."""
     names = sorted(learner.solutions)
     corpus = [learner.solutions[n] for n in names]
@@ -185,8 +185,8 @@ def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfi
     chosen = theirs if cfg.compressor == "stitch" else ours
     compression = {"corpus_size": len(corpus), "corpus_cost": sum(cost(p) for p in corpus),
                    "ours": compression_stats(ours, corpus), "stitch": compression_stats(theirs, corpus),
-                   "ours_no_penalty": compression_stats(compress(corpus, cfg.iterations, cfg.max_arity, start=start,
-                                                                 structure_penalty=False), corpus)}
+                   "ours_stitch_objective": compression_stats(compress(corpus, cfg.iterations, cfg.max_arity, start=start,
+                                                                 only_nontrivial=False), corpus)}
     learner.library += chosen.abstractions
     bodies = {inv.name: show(inv.body) for inv in learner.library}
     new = [{"name": step["name"], "body": step["body"], "suggested": suggest_name(step["body"], bodies),
