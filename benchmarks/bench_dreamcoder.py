@@ -46,7 +46,8 @@ def corpora(seed: int = 0) -> dict:
 
 def bench_compression(iterations: int, arity: int) -> None:
     print(f"\n== compression: {iterations} iterations, max arity {arity} ==")
-    print("ours = the lab's compressor (DreamCoder's nontriviality rule); free = the same without it (Stitch's objective)")
+    print("ours = the lab's compressor (DreamCoder's nontriviality rule); "
+          "free = the same without it (Stitch's objective)")
     print(f"{'corpus':22s} {'n':>4s} {'ours':>7s} {'free':>7s} {'stitch':>7s} {'ours/st':>8s} {'free/st':>8s} "
           f"{'ours s':>8s} {'stitch s':>9s} {'time x':>7s}")
     for name, progs in corpora().items():

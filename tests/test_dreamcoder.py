@@ -14,7 +14,6 @@ from nnlabs.labs.dreamcoder.compress import compress, cost, nontrivial, stitch_c
 from nnlabs.labs.dreamcoder.dsl import (
     BOOL,
     INT,
-    App,
     EvalError,
     Lam,
     ParseError,
@@ -26,7 +25,6 @@ from nnlabs.labs.dreamcoder.dsl import (
     parse,
     resolve,
     show,
-    spine,
     tlist,
     typeof,
 )

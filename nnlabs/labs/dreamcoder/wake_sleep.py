@@ -183,10 +183,10 @@ def abstraction_sleep(learner: Learner, by_name: dict[str, Task], cfg: LoopConfi
     ours = compress(corpus, cfg.iterations, cfg.max_arity, start=start)
     theirs = stitch_compress(corpus, cfg.iterations, cfg.max_arity, start=start, library=lib)
     chosen = theirs if cfg.compressor == "stitch" else ours
+    free = compress(corpus, cfg.iterations, cfg.max_arity, start=start, only_nontrivial=False)
     compression = {"corpus_size": len(corpus), "corpus_cost": sum(cost(p) for p in corpus),
                    "ours": compression_stats(ours, corpus), "stitch": compression_stats(theirs, corpus),
-                   "ours_stitch_objective": compression_stats(compress(corpus, cfg.iterations, cfg.max_arity, start=start,
-                                                                 only_nontrivial=False), corpus)}
+                   "ours_stitch_objective": compression_stats(free, corpus)}
     learner.library += chosen.abstractions
     bodies = {inv.name: show(inv.body) for inv in learner.library}
     new = [{"name": step["name"], "body": step["body"], "suggested": suggest_name(step["body"], bodies),
