@@ -74,6 +74,21 @@ def paired_verdict(a: set, b: set, better: str, worse: str, over: str = "the hel
     return f"the difference is within noise at this scale ({test})."
 
 
+def definitions(program: str, bodies: dict) -> list[str]:
+    """The library entries a program uses and, depth first, the ones their bodies use: fn_11 = (map (lam
+    (fn_3 $0))) means nothing to a reader without fn_3 = (+ (fn_0 1)) and fn_0 = (+ 1)."""
+    names: list[str] = []
+
+    def visit(text: str) -> None:
+        for token in text.replace("(", " ").replace(")", " ").split():
+            if token in bodies and token not in names:
+                names.append(token)
+                visit(bodies[token])
+
+    visit(program)
+    return names
+
+
 def before_after(analysis: dict):
     """A training task found with the base DSL (cycle 1) whose solution shrank most once rewritten in
     the final library (a later-found task if no cycle-1 one shrank)."""
@@ -153,7 +168,7 @@ def report(out: str | Path) -> None:
     if ba:
         esc = lambda t: t.replace("$", r"\$")  # noqa: E731  ($0 is a de Bruijn variable, not mathtext)
         bodies = {x["name"]: x["body"] for x in full.analysis["library"]}
-        used = [t for t in dict.fromkeys(ba["after"].replace("(", " ").replace(")", " ").split()) if t in bodies]
+        used = definitions(ba["after"], bodies)
         a.set_title(f"Task '{ba['task']}': the same task, before and after the library")
         a.text(0.0, 0.85, f"found in cycle {ba['cycle']} ({leaves(ba['before'])} tokens):", fontsize=9)
         a.text(0.02, 0.72, esc(ba["before"]), family="monospace", fontsize=8)
