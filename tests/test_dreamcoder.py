@@ -22,13 +22,14 @@ from nnlabs.labs.dreamcoder.dsl import (
     arrow,
     evaluate,
     is_arrow,
+    library_calls,
     parse,
     resolve,
     show,
     tlist,
     typeof,
 )
-from nnlabs.labs.dreamcoder.report import definitions, mcnemar, paired_verdict
+from nnlabs.labs.dreamcoder.report import mcnemar, paired_verdict
 from nnlabs.labs.dreamcoder.search import (
     Enumerator,
     Grammar,
@@ -310,8 +311,8 @@ def test_the_before_after_figure_defines_every_abstraction_it_shows():
     # session 16's seed 0: add2 became (lam (fn_11 $0)), which means nothing without fn_3 and fn_0
     bodies = {"fn_0": "(+ 1)", "fn_1": "(lam (lam (fold $1 $0 (lam (lam (+ $0 $1))))))", "fn_3": "(+ (fn_0 1))",
               "fn_11": "(map (lam (fn_3 $0)))"}
-    assert definitions("(lam (fn_11 $0))", bodies) == ["fn_11", "fn_3", "fn_0"]
-    assert definitions("(lam (fn_1 (fn_11 $0) (fn_0 0)))", bodies) == ["fn_1", "fn_11", "fn_3", "fn_0"]
+    assert library_calls("(lam (fn_11 $0))", bodies) == ["fn_11", "fn_3", "fn_0"]
+    assert library_calls("(lam (fn_1 (fn_11 $0) (fn_0 0)))", bodies) == ["fn_1", "fn_11", "fn_3", "fn_0"]
 
 
 def test_compression_finds_the_shared_abstraction():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 
 from nnlabs.labs.dreamcoder.dsl import (
     App,
@@ -38,6 +39,7 @@ from nnlabs.labs.dreamcoder.dsl import (
     shift,
     show,
     spine,
+    symbols,
 )
 
 # Stitch's defaults: prims/vars 100, app/lam 1
@@ -248,9 +250,10 @@ def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, 
     for k in range(iterations):
         before = sum(cost(p) for p in programs)
         best = None
-        candidates = [(pat, score) for pat, score in propose(programs, max_arity)
-                      if nontrivial(pat) or not only_nontrivial]
-        for pat, (estimate, arity) in candidates[:rescore]:
+        # the rule checked only until `rescore` candidates pass it (propose returns hundreds)
+        candidates = ((pat, score) for pat, score in propose(programs, max_arity)
+                      if not only_nontrivial or nontrivial(pat))
+        for pat, (estimate, arity) in islice(candidates, rescore):
             if estimate <= 0:
                 break
             try:
@@ -265,7 +268,7 @@ def compress(programs, iterations: int = 5, max_arity: int = 3, start: int = 0, 
             break
         utility, inv, programs = best
         library.append(inv)
-        uses = [i for i, p in enumerate(programs) if inv.name in show(p).replace("(", " ").replace(")", " ").split()]
+        uses = [i for i, p in enumerate(programs) if inv.name in symbols(show(p))]
         steps.append({"name": inv.name, "body": show(inv.body), "utility": utility, "uses": uses})
     return Compression(library, programs, time.perf_counter() - t0, steps)
 
@@ -293,6 +296,6 @@ def stitch_compress(programs, iterations: int = 5, max_arity: int = 3, start: in
         abstractions.append(inv)
     rewritten = [parse(p, lib) for p in res.rewritten]
     for inv in abstractions:
-        uses = [i for i, p in enumerate(rewritten) if inv.name in show(p).replace("(", " ").replace(")", " ").split()]
+        uses = [i for i, p in enumerate(rewritten) if inv.name in symbols(show(p))]
         steps.append({"name": inv.name, "body": show(inv.body), "utility": None, "uses": uses})
     return Compression(abstractions, rewritten, seconds, steps)

@@ -258,6 +258,27 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def symbols(program: str) -> list[str]:
+    """The names a printed program is made of — primitives, abstractions, variables, `lam` — in order."""
+    return program.replace("(", " ").replace(")", " ").split()
+
+
+def library_calls(program: str, bodies: dict) -> list[str]:
+    """The abstractions a printed program calls and, depth first, those their bodies call, each once in the
+    order first met (`bodies`: name -> printed body): fn_11 = (map (lam (fn_3 $0))) means little to a
+    reader without fn_3 = (+ (fn_0 1)) and fn_0 = (+ 1)."""
+    calls: list[str] = []
+
+    def visit(text: str) -> None:
+        for name in symbols(text):
+            if name in bodies and name not in calls:
+                calls.append(name)
+                visit(bodies[name])
+
+    visit(program)
+    return calls
+
+
 def parse(text: str, library: dict | None = None) -> Program:
     """Parse an s-expression; `library` maps names of inventions to `Invented` (primitives are built in)."""
     tokens, pos = tokenize(text), 0

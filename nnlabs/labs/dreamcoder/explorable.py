@@ -20,16 +20,12 @@ from importlib.resources import files
 from pathlib import Path
 
 from nnlabs.labs.dreamcoder import routing
-from nnlabs.labs.dreamcoder.dsl import PRIMITIVES
+from nnlabs.labs.dreamcoder.dsl import PRIMITIVES, library_calls, symbols
 from nnlabs.labs.dreamcoder.head_to_head import programs_tried
 from nnlabs.labs.dreamcoder.neural import BANDS, show
 from nnlabs.labs.dreamcoder.report_head_to_head import POLICIES
 from nnlabs.report.explorable import write_html
 from nnlabs.report.runs import Run, group_by_name, load_runs
-
-
-def tokens(program: str) -> set[str]:
-    return set(program.replace("(", " ").replace(")", " ").split())
 
 
 def description_lengths(cycles: list[dict], compressor: str) -> list[dict]:
@@ -75,12 +71,12 @@ def explorable_data(full: Run) -> dict:
     nodes = []
     for c in cycles:
         for a in c.get("new_abstractions", []):
-            body = tokens(a["body"])
+            body = set(symbols(a["body"]))
             nodes.append({"name": a["name"], "cycle": c["cycle"], "suggested": a["suggested"], "body": a["body"],
                           "type": types.get(a["name"], ""),
                           "calls": sorted(t for t in body if t in names or t in PRIMITIVES),
                           # training solutions whose program (in that cycle's library) uses it, per cycle
-                          "usage": [sum(a["name"] in tokens(p) for p in d["solutions"].values()) for d in cycles],
+                          "usage": [sum(a["name"] in symbols(p) for p in d["solutions"].values()) for d in cycles],
                           "example": shortened(cycles, c["cycle"], a["helps"])})
     used = sorted({t for n in nodes for t in n["calls"] if t in PRIMITIVES})
     dls = description_lengths(cycles, an["config"].get("compressor", "ours"))
@@ -110,12 +106,7 @@ def head_to_head_data(neural: Run | None, full: Run, seeds: int) -> dict | None:
         name = q["task"]
         if name not in tasks:
             program = found.get(name) if q["has_program"] else None
-            # the library functions the program calls, and those their bodies call
-            calls, todo = [], sorted(tokens(program or "") & library.keys())
-            while todo:
-                fn = todo.pop(0)
-                calls.append(fn)
-                todo += sorted(tokens(library[fn]) & library.keys() - {*calls, *todo})
+            calls = library_calls(program or "", library)
             # the prompt is "in>out;in>out|query>": its context is the examples the model read
             context, tried = q["prompt"].split("|")[0], programs_tried(full.analysis, name)
             tasks[name] = {"name": name, "program": program, "calls": [[fn, library[fn]] for fn in calls],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
+from nnlabs.labs.dreamcoder.dsl import library_calls, symbols
 from nnlabs.labs.dreamcoder.explorable import write_explorable
 from nnlabs.labs.dreamcoder.report_head_to_head import section as head_to_head_section
 from nnlabs.report.figures import new_figure, save
@@ -23,7 +24,7 @@ LABELS = {"full": "library + recognition", "no_recognition": "library, no recogn
 
 def leaves(program: str) -> int:
     """Program length in library tokens: primitives, abstractions and variables (lambdas not counted)."""
-    return sum(1 for t in program.replace("(", " ").replace(")", " ").split() if t != "lam")
+    return sum(1 for t in symbols(program) if t != "lam")
 
 
 def load(out: Path) -> dict[str, list[Run]]:
@@ -72,21 +73,6 @@ def paired_verdict(a: set, b: set, better: str, worse: str, over: str = "the hel
     if p < 0.05:
         return f"{better if only_a > only_b else worse} ({test})."
     return f"the difference is within noise at this scale ({test})."
-
-
-def definitions(program: str, bodies: dict) -> list[str]:
-    """The library entries a program uses and, depth first, the ones their bodies use: fn_11 = (map (lam
-    (fn_3 $0))) means nothing to a reader without fn_3 = (+ (fn_0 1)) and fn_0 = (+ 1)."""
-    names: list[str] = []
-
-    def visit(text: str) -> None:
-        for token in text.replace("(", " ").replace(")", " ").split():
-            if token in bodies and token not in names:
-                names.append(token)
-                visit(bodies[token])
-
-    visit(program)
-    return names
 
 
 def before_after(analysis: dict):
@@ -168,7 +154,7 @@ def report(out: str | Path) -> None:
     if ba:
         esc = lambda t: t.replace("$", r"\$")  # noqa: E731  ($0 is a de Bruijn variable, not mathtext)
         bodies = {x["name"]: x["body"] for x in full.analysis["library"]}
-        used = definitions(ba["after"], bodies)
+        used = library_calls(ba["after"], bodies)
         a.set_title(f"Task '{ba['task']}': the same task, before and after the library")
         a.text(0.0, 0.85, f"found in cycle {ba['cycle']} ({leaves(ba['before'])} tokens):", fontsize=9)
         a.text(0.02, 0.72, esc(ba["before"]), family="monospace", fontsize=8)
@@ -194,7 +180,7 @@ def held_out_uses(analysis: dict) -> dict:
     for c in analysis["cycles"]:
         for r in c["wake"]:
             if r["split"] == "test" and r["solved"]:
-                for tok in set(r["program"].replace("(", " ").replace(")", " ").split()):
+                for tok in set(symbols(r["program"])):
                     if tok.startswith("fn_"):
                         uses.setdefault(tok, set()).add(r["name"])
     return {k: sorted(v) for k, v in uses.items()}

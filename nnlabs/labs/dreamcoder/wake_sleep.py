@@ -25,7 +25,7 @@ import torch
 
 from nnlabs.labs import run_config
 from nnlabs.labs.dreamcoder.compress import compress, cost, stitch_compress
-from nnlabs.labs.dreamcoder.dsl import base_grammar, parse, show, size, to_json
+from nnlabs.labs.dreamcoder.dsl import base_grammar, library_calls, parse, show, size, symbols, to_json
 from nnlabs.labs.dreamcoder.recognition import (
     MAX_EXAMPLES,
     MAX_LEN,
@@ -66,12 +66,8 @@ class LoopConfig:
 def suggest_name(body: str, bodies: dict | None = None) -> str:
     """A readable guess at what an abstraction is, from the primitives its body uses (looking through
     earlier abstractions it calls: `bodies` maps their names to their bodies)."""
-    has, todo = set(), [body]
-    while todo:
-        for tok in todo.pop().replace("(", " ").replace(")", " ").split():
-            if tok not in has and bodies and tok in bodies:
-                todo.append(bodies[tok])
-            has.add(tok)
+    bodies = bodies or {}
+    has = set(symbols(body)).union(*(symbols(bodies[name]) for name in library_calls(body, bodies)))
     if "filter" in has and "length" in has:
         return "count-where"
     if "filter" in has:
