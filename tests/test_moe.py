@@ -19,7 +19,6 @@ from nnlabs.labs.moe.layer import (
     capacity_mask,
     dense_reference,
     moe_transformer,
-    router_z_loss,
     switch_balance_loss,
     update_balance_bias,
 )
@@ -29,6 +28,11 @@ from nnlabs.spine.models import ModelConfig
 from nnlabs.spine.train import param_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def mean_weight(n: int) -> torch.Tensor:
+    """Every position's share in a mean over n tokens (the layer gives padding 0)."""
+    return torch.full((n,), 1 / n)
 
 
 def make_moe(k=1, E=4, cf=0.0, **kw) -> MoE:
@@ -83,18 +87,20 @@ def test_balance_loss_hand_computed_and_minimised_by_uniform_routing():
     probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
     chosen = probs.argmax(-1, keepdim=True)
     # f = (2/3, 1/3), P = (0.6, 0.4): L = 2 * (2/3 * 0.6 + 1/3 * 0.4) = 16/15
-    assert switch_balance_loss(probs, chosen, 2).item() == pytest.approx(16 / 15)
+    assert switch_balance_loss(probs, chosen, 2, mean_weight(3)).item() == pytest.approx(16 / 15)
+    # token 1 as padding (weight 0) counts in neither f nor P: f = (1/2, 1/2), P = (0.6, 0.4), L = 2 * 0.5 = 1
+    padded = torch.tensor([0.5, 0.0, 0.5])
+    assert switch_balance_loss(probs, chosen, 2, padded).item() == pytest.approx(1.0)
     # with hard routing f = P, L = E * sum_i P_i^2 >= 1, with equality only when every expert gets 1/E
     E = 4
     uniform = torch.eye(E).repeat(5, 1)
-    assert switch_balance_loss(uniform, uniform.argmax(-1, keepdim=True), E).item() == pytest.approx(1.0)
+    balanced = switch_balance_loss(uniform, uniform.argmax(-1, keepdim=True), E, mean_weight(20))
+    assert balanced.item() == pytest.approx(1.0)
     g = torch.Generator().manual_seed(0)
     for _ in range(20):
         hard = torch.eye(E)[torch.randint(0, E, (20,), generator=g)]
         if hard.sum(0).min() < hard.sum(0).max():
-            assert switch_balance_loss(hard, hard.argmax(-1, keepdim=True), E).item() > 1.0
-    # z-loss: logits (0, 0) -> logsumexp = ln 2
-    assert router_z_loss(torch.zeros(3, 2)).item() == pytest.approx(math.log(2) ** 2)
+            assert switch_balance_loss(hard, hard.argmax(-1, keepdim=True), E, mean_weight(20)).item() > 1.0
 
 
 def test_the_layer_reports_its_aux_loss_to_the_spine():
@@ -102,7 +108,11 @@ def test_the_layer_reports_its_aux_loss_to_the_spine():
     x = torch.randn(2, 5, 16)
     m(x)
     probs, chosen = m.stats["probs"], m.stats["chosen"]
-    assert m.aux_loss.item() == pytest.approx(0.5 * switch_balance_loss(probs, chosen, 4).item())
+    assert m.aux_loss.item() == pytest.approx(0.5 * switch_balance_loss(probs, chosen, 4, mean_weight(10)).item())
+    # the layer reads log Z off its log-softmax (h_0 - log p_0): the z-loss of the router's logits all the same
+    m = make_moe(k=1, E=4, balance_alpha=0.0, z_alpha=1.0)
+    m(x)
+    assert m.aux_loss.item() == pytest.approx(m.router(x.view(-1, 16)).logsumexp(-1).square().mean().item(), rel=1e-5)
     model = build_model(ModelConfig(vocab_size=5, block_size=6, n_layer=2, n_head=2, n_embd=16),
                         MoEConfig(n_experts=4))
     idx = torch.randint(0, 5, (3, 6))
@@ -202,12 +212,17 @@ def test_loss_free_bias_update_hand_computed():
     # loads (3, 1, 0, 0): mean 1, e = (mean - load) / mean = (-2, 0, 1, 1), already mean 0
     chosen = torch.tensor([[0], [0], [0], [1]])
     bias = torch.zeros(4)
-    update_balance_bias(bias, chosen, 0.1, sign=False)
+    update_balance_bias(bias, chosen, 0.1, sign=False, weight=torch.ones(4))
     assert bias.tolist() == pytest.approx([-0.2, 0.0, 0.1, 0.1])
     # sign(e) = (-1, 0, 1, 1) has mean 0.25: re-centred to (-1.25, -0.25, 0.75, 0.75) * u
     bias = torch.zeros(4)
-    update_balance_bias(bias, chosen, 0.1, sign=True)
+    update_balance_bias(bias, chosen, 0.1, sign=True, weight=torch.ones(4))
     assert bias.tolist() == pytest.approx([-0.125, -0.025, 0.075, 0.075])
+    # a padding position (real = 0) adds no load: the same update as without it
+    bias = torch.zeros(4)
+    padded = torch.tensor([1.0] * 4 + [0.0])
+    update_balance_bias(bias, torch.cat([chosen, torch.tensor([[2]])]), 0.1, sign=False, weight=padded)
+    assert bias.tolist() == pytest.approx([-0.2, 0.0, 0.1, 0.1])
     assert max_violation([3, 1, 0, 0]) == pytest.approx(2.0) and max_violation([2, 2, 2, 2]) == 0.0
 
 
@@ -220,13 +235,14 @@ def test_padding_counts_in_no_balancing_statistic_and_changes_no_output():
     targets = idx.clone()
     targets[:, 4:] = -1  # the last two positions of every row are padding
     seen = []
-    layer.router.register_forward_hook(lambda module, args, out: seen.append(out))
+    layer.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     logits, _ = model(idx, targets)
     real = (targets >= 0).view(-1)
-    probs, chosen, logits_router = layer.stats["probs"], layer.stats["chosen"], seen[0]
-    expected = switch_balance_loss(probs[real], chosen[real], 4) + router_z_loss(logits_router[real])
+    probs, chosen, log_z = layer.stats["probs"], layer.stats["chosen"], layer.router(seen[0].view(-1, 16)).logsumexp(-1)
+    n = int(real.sum())
+    expected = switch_balance_loss(probs[real], chosen[real], 4, mean_weight(n)) + log_z[real].square().mean()
     assert layer.aux_loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    with_padding = switch_balance_loss(probs, chosen, 4) + router_z_loss(logits_router)
+    with_padding = switch_balance_loss(probs, chosen, 4, mean_weight(len(probs))) + log_z.square().mean()
     assert layer.aux_loss.item() != pytest.approx(with_padding.item(), rel=1e-5)
     # the mask changes statistics only: every position, padding included, is computed as before
     logits_unmasked, _ = model(idx)

@@ -16,7 +16,6 @@ PATCHES = [
     Patch(lab="nnlabs.labs.moe.layer:GroupedLinear"),
     Patch(lab="nnlabs.labs.moe.layer:MoEConfig"),
     Patch(lab="nnlabs.labs.moe.layer:switch_balance_loss"),
-    Patch(lab="nnlabs.labs.moe.layer:router_z_loss"),
     Patch(lab="nnlabs.labs.moe.layer:update_balance_bias"),
     Patch(lab="nnlabs.labs.moe.layer:capacity_mask"),
     Patch(lab="nnlabs.labs.moe.layer:moe_transformer", why="the wiring: the spine's ffn_factory builds MoEs"),
