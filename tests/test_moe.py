@@ -208,6 +208,17 @@ def test_biased_router_collapses_without_balancing_and_recovers_with_it():
     assert min(proportional) < 2.0
 
 
+def test_a_bias_of_minus_infinity_removes_an_expert_whatever_the_balancing():
+    # the report's expert-removal control sets b_e = -inf on runs without loss-free balancing too
+    m = make_moe(k=2, E=4)
+    x = torch.randn(2, 16, 16)
+    m(x)
+    assert (m.stats["chosen"] == 1).any()
+    m.balance_bias[1] = -math.inf
+    m(x)
+    assert not (m.stats["chosen"] == 1).any()
+
+
 def test_loss_free_bias_update_hand_computed():
     # loads (3, 1, 0, 0): mean 1, e = (mean - load) / mean = (-2, 0, 1, 1), already mean 0
     chosen = torch.tensor([[0], [0], [0], [1]])

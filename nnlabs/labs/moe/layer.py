@@ -100,8 +100,7 @@ class MoE(nn.Module):
             logits = logits + m.noise_std * torch.randn_like(logits)
         log_p = logits.log_softmax(0)  # [E, N] log p_i(x) = h_i - log Z, Z = sum_j exp h_j
         probs = log_p.exp().t()  # [N, E]
-        scores = probs + self.balance_bias if m.bias_rate else probs  # [N, E] b steers selection only
-        chosen = scores.topk(m.top_k, dim=-1).indices  # [N, k]
+        chosen = (probs + self.balance_bias).topk(m.top_k, dim=-1).indices  # [N, k] b steers selection only
         gates = probs.gather(-1, chosen)  # [N, k]
         gates = gates / gates.sum(-1, keepdim=True) if m.top_k > 1 else gates  # g_i = p_i / sum_{j in top-k} p_j
         # ST-MoE's z-loss L_z = mean_x (log Z(x))^2 keeps logits small; log Z = h_0 - log p_0, read off the log-softmax
