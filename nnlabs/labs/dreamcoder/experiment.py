@@ -312,21 +312,27 @@ def run_lab(args, budget: DreamCoderBudget, out: Path) -> int:
                   compressor=args.compressor, base=args.base or budget.base)
     if not quiet:
         print(f"dreamcoder: {len(train)} train / {len(test)} held-out tasks, budget {args.budget}")
-    if not (args.resume and finished(out / "full")):
-        run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget, searching)
+    try:
+        if not (args.resume and finished(out / "full")):
+            run_loop(train, test, LoopConfig(name="full", **common), out / "full", progress, args.budget, searching)
+            record_time()
+        if budget.ablation and not (args.resume and finished(out / "no_recognition")):
+            run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common),
+                     out / "no_recognition", progress, args.budget, searching)
+            record_time()
+        if not (args.resume and finished(out / "no_learning")):
+            run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
+                            out / "no_learning", args.budget, searching("no_learning", None))
+            record_time()
+        # Part 7.5: the same held-out tasks answered by a neural model, by these programs, and by routers;
+        # it needs each task's generator (the pack's reference programs) to draw fresh inputs
+        if args.train is None and not (args.resume and finished(out / "neural")):
+            run_head_to_head(out, args.budget, args.seed, args.pack_seed)
+    except KeyboardInterrupt:
+        # a Ctrl-C between a run's finish and its record_time() would lose that run's time: keep the lab's
+        # time so far (the run cut short included: it was spent) before the interrupt goes on
         record_time()
-    if budget.ablation and not (args.resume and finished(out / "no_recognition")):
-        run_loop(train, test, LoopConfig(name="no_recognition", recognition=False, **common),
-                 out / "no_recognition", progress, args.budget, searching)
-        record_time()
-    if not (args.resume and finished(out / "no_learning")):
-        run_no_learning(test, LoopConfig(name="no_learning", learn=False, recognition=False, **common),
-                        out / "no_learning", args.budget, searching("no_learning", None))
-        record_time()
-    # Part 7.5: the same held-out tasks answered by a neural model, by these programs, and by routers;
-    # it needs each task's generator (the pack's reference programs) to draw fresh inputs
-    if args.train is None and not (args.resume and finished(out / "neural")):
-        run_head_to_head(out, args.budget, args.seed, args.pack_seed)
+        raise
     total = record_time()
     from nnlabs.labs.dreamcoder.report import report
 
