@@ -33,16 +33,14 @@ class MoEConfig:
     router_bias: bool = False  # a learned logit offset per expert, shared by every token: a fast path to collapse
 
 
-def switch_balance_loss(probs: torch.Tensor, chosen: torch.Tensor, n_experts: int, weight: torch.Tensor):
-    # f_i = share of the N*k assignments that chose expert i (a count: no gradient); weight [N]: 1/n, 0 at padding
-    f = torch.bincount(chosen.reshape(-1), weight.repeat_interleave(chosen.size(1)), n_experts) / chosen.size(1)  # [E]
-    # Switch: L_bal = E * sum_i f_i * P_i, P_i = mean_x p_i(x); = E * sum_i P_i^2 >= 1 when f = P, 1 when even
-    return n_experts * (f @ (weight @ probs))
+def switch_balance_loss(probs: torch.Tensor, share: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    # Switch: L_bal = E * sum_i f_i * P_i, f_i = share [E] of the assignments that chose expert i (no gradient),
+    # P_i = mean_x p_i(x) (weight [N]: 1/n, 0 at padding); = E * sum_i P_i^2 >= 1 when f = P, 1 when even
+    return len(share) * (share @ (weight @ probs))
 
 
 @torch.no_grad()
-def update_balance_bias(bias: torch.Tensor, chosen: torch.Tensor, rate: float, sign: bool, weight: torch.Tensor):
-    load = torch.bincount(chosen.reshape(-1), weight.repeat_interleave(chosen.size(1)), bias.numel())  # [E] weighted
+def update_balance_bias(bias: torch.Tensor, load: torch.Tensor, rate: float, sign: bool) -> None:  # load [E], any scale
     # loss-free balancing: e_i = (mean load - load_i) / mean load; b_i += u * e_i, or b_i += u * sign(e_i)
     error = (load.mean() - load) / load.mean()  # [E]
     bias += rate * (error.sign() if sign else error)
@@ -105,10 +103,12 @@ class MoE(nn.Module):
         gates = gates / gates.sum(-1, keepdim=True) if m.top_k > 1 else gates  # g_i = p_i / sum_{j in top-k} p_j
         # ST-MoE's z-loss L_z = mean_x (log Z(x))^2 keeps logits small; log Z = h_0 - log p_0, read off the log-softmax
         aux = [m.z_alpha * (weight @ (logits[0] - log_p[0]).square())] if m.z_alpha else []
+        # [E] the share of the real positions' N*k assignments each expert got: both balancers read it
+        share = torch.bincount(chosen.reshape(-1), weight.repeat_interleave(m.top_k), m.n_experts) / m.top_k
         if m.balance_alpha:
-            aux.append(m.balance_alpha * switch_balance_loss(probs, chosen, m.n_experts, weight))
+            aux.append(m.balance_alpha * switch_balance_loss(probs, share, weight))
         if m.bias_rate and self.training:
-            update_balance_bias(self.balance_bias, chosen, m.bias_rate, m.bias_sign, weight)
+            update_balance_bias(self.balance_bias, share, m.bias_rate, m.bias_sign)
         kept = capacity_mask(chosen, m.n_experts, m.capacity_factor)  # [N, k]
         self.aux_loss, self.stats = sum(aux) if aux else None, {"probs": probs.detach(), "chosen": chosen, "kept": kept}
         return probs, chosen, gates, kept
