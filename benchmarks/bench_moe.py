@@ -3,7 +3,10 @@
 Top-1 of 8 experts, each the size of the dense FFN, against the dense transformer with the same active
 parameters, at the lab's own width (64) by default. Beside the layer's batched dispatch: a loop over the
 experts (eight small matmuls, the dispatch before issue 14) and the naive "run every expert, then mask".
-Targets (issues 4 and 14): step time <= 1.3x dense; counted MACs/token within 5% of dense.
+Targets (issues 4 and 14): step time <= 1.3x dense; counted MACs/token within 5% of dense. The time ratio
+comes with a 95 % interval over rounds (each round's sparse median over its dense median, a t-interval on the
+log-ratios): at a ratio near 1.3 machine noise decides a single reading, so the verdict is "met" only when the
+whole interval is under the target, "NOT met" when it is all above, and "at the target" when it straddles it.
 
     .venv/bin/python benchmarks/bench_moe.py [--quick] [--threads N]
 """
@@ -11,6 +14,7 @@ Targets (issues 4 and 14): step time <= 1.3x dense; counted MACs/token within 5%
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from nnlabs.labs.moe.layer import MoE, MoEConfig, dense_reference
+from nnlabs.report.stats import mean_ci
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
 
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         macs[name] = c.per_token(x.numel())
         for _ in range(3):  # warm up allocator and kernels
             step(name)
-    rounds, block = (3, 6) if a.quick else (10, 6)
+    rounds, block = (3, 6) if a.quick else (20, 6)
     times, cpu = {n: [] for n in models}, {n: [] for n in models}
     for r in range(rounds):
         # blocks of consecutive steps, as training runs them, the models' order rotated every round, so machine
@@ -112,10 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in models:
         print(f"{name:<26}{ms[name]:>10.1f}{ms[name] / ms[base]:>9.2f}{cpu_ms[name]:>9.1f}"
               f"{cpu_ms[name] / cpu_ms[base]:>9.2f}{macs[name]:>13,.0f}{macs[name] / macs[base]:>9.3f}")
-    sparse = "MoE top-1 of 8, sparse"
-    t_ok, m_ok = ms[sparse] / ms[base] <= 1.3, abs(macs[sparse] / macs[base] - 1) <= 0.05
-    print(f"target step time <= 1.3x dense: {'met' if t_ok else 'NOT met'} ({ms[sparse] / ms[base]:.2f}x wall, "
-          f"{cpu_ms[sparse] / cpu_ms[base]:.2f}x CPU); "
+    sparse, per_round = "MoE top-1 of 8, sparse", block - 1
+    # round r's ratio: its sparse steps' median over its dense steps' median; the interval is on log-ratios
+    starts = range(0, len(times[base]), per_round)
+    log_ratio = [math.log(statistics.median(times[sparse][i:i + per_round]) /
+                          statistics.median(times[base][i:i + per_round])) for i in starts]
+    ci = mean_ci(log_ratio)
+    low, high = math.exp(ci.low), math.exp(ci.high)
+    t_verdict = "met" if high <= 1.3 else "NOT met" if low > 1.3 else "at the target (the interval straddles it)"
+    m_ok = abs(macs[sparse] / macs[base] - 1) <= 0.05
+    print(f"target step time <= 1.3x dense: {t_verdict} ({ms[sparse] / ms[base]:.2f}x wall, 95 % interval over "
+          f"{rounds} rounds {low:.2f}-{high:.2f}x; {cpu_ms[sparse] / cpu_ms[base]:.2f}x CPU); "
           f"MACs/token within 5%: {'met' if m_ok else 'NOT met'} ({macs[sparse] / macs[base]:.3f}x)")
     return 0
 
