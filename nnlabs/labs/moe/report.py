@@ -214,8 +214,8 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
         return
     fig, ax = new_figure(2, len(families), width=6.0, gridspec_kw={"hspace": 0.45})
     for row, (title, names) in enumerate(families):
-        for j, name in enumerate(names):
-            colour = plt_colour(j)
+        for name in names:
+            colour = _balancer_colour(name)
             for col, key in enumerate(("maxvio_global", "maxvio_batch")):
                 lines = []
                 for run in groups[name]:
@@ -231,24 +231,34 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
                                       label=f"{name} ({len(lines)} seed{'s' * (len(lines) > 1)})")
         moe = groups[names[0]][0].config["moe"]
         ceiling = moe["n_experts"] / moe["top_k"] - 1
+        # the collapse row shows the ceiling; a balanced row zooms in and names it in the title; both panels of
+        # a row on one scale, so global and per-batch read against each other
+        top = max([line.get_ydata().max() for a in ax[row] for line in a.get_lines()] + [0.1])
         for col, what in enumerate(("global (validation set)", "per training batch")):
-            # the collapse row shows the ceiling; a balanced row zooms in and names it in the title
-            top = max([line.get_ydata().max() for line in ax[row][col].get_lines()] + [0.1])
-            if top > ceiling / 3:
+            if top > ceiling / 2:
                 ax[row][col].axhline(ceiling, color="k", ls="--", lw=0.8)
                 ax[row][col].text(1, ceiling, f"ceiling E/k - 1 = {ceiling:g} ", va="bottom", ha="right", fontsize=7,
                                   transform=ax[row][col].get_yaxis_transform())
-            ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if top > ceiling / 3 else f" (ceiling {ceiling:g})"),
+            ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if top > ceiling / 2 else f" (ceiling {ceiling:g})"),
                              xlabel="step", ylabel="MaxVio = (max load - mean) / mean",
-                             ylim=(0, ceiling * 1.45 if top > ceiling / 3 else top * 1.15))  # room for the legend
+                             ylim=(0, ceiling * 1.45 if top > ceiling / 2 else top * 1.15))  # room for the legend
         ax[row][0].legend(fontsize=6, ncol=2, loc="upper left")
     save(fig, figs / "maxvio_over_training", source)
 
 
-def plt_colour(i: int):
+BALANCER_KINDS = ("none", "Switch", "loss-free", "z-loss", "noisy top-k", "loss-free, sign", "loss-free, fast")
+
+
+def _balancer_colour(name: str):
+    """One colour per way of balancing, the same in every row of a figure (no balancing blue, Switch orange,
+    loss-free green, ...), so a colour means one balancer wherever a reader meets it."""
     import matplotlib.pyplot as plt
 
-    return plt.get_cmap("tab10")(i % 10)
+    moe = RUNS[name].moe
+    kind = (("loss-free, sign" if moe.bias_sign else "loss-free, fast" if moe.bias_rate > 1e-3 else "loss-free")
+            if moe.bias_rate else "Switch" if moe.balance_alpha else "noisy top-k" if moe.noise_std
+            else "z-loss" if moe.z_alpha else "none")
+    return plt.get_cmap("tab10")(BALANCER_KINDS.index(kind))
 
 
 def _fig_control(run: Run, figs, source, name):
