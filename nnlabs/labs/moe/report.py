@@ -231,17 +231,18 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
                                       label=f"{name} ({len(lines)} seed{'s' * (len(lines) > 1)})")
         moe = groups[names[0]][0].config["moe"]
         ceiling = moe["n_experts"] / moe["top_k"] - 1
-        # the collapse row shows the ceiling; a balanced row zooms in and names it in the title; both panels of
-        # a row on one scale, so global and per-batch read against each other
+        # the collapse row shows the ceiling; a balanced row zooms in, names the ceiling in the title and draws the
+        # loss-free paper's regime; both panels of a row on one scale, so global and per batch read side by side
         top = max([line.get_ydata().max() for a in ax[row] for line in a.get_lines()] + [0.1])
+        collapsed = top > ceiling / 2
+        line, words = (ceiling, f"ceiling E/k - 1 = {ceiling:g} ") if collapsed else (0.1, "0.1, Wang et al.'s regime ")
         for col, what in enumerate(("global (validation set)", "per training batch")):
-            if top > ceiling / 2:
-                ax[row][col].axhline(ceiling, color="k", ls="--", lw=0.8)
-                ax[row][col].text(1, ceiling, f"ceiling E/k - 1 = {ceiling:g} ", va="bottom", ha="right", fontsize=7,
-                                  transform=ax[row][col].get_yaxis_transform())
-            ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if top > ceiling / 2 else f" (ceiling {ceiling:g})"),
+            ax[row][col].axhline(line, color="k", ls="--" if collapsed else ":", lw=0.8)
+            ax[row][col].text(1, line, words, va="bottom", ha="right", fontsize=7,
+                              transform=ax[row][col].get_yaxis_transform())
+            ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if collapsed else f" (ceiling {ceiling:g})"),
                              xlabel="step", ylabel="MaxVio = (max load - mean) / mean",
-                             ylim=(0, ceiling * 1.45 if top > ceiling / 2 else top * 1.15))  # room for the legend
+                             ylim=(0, ceiling * 1.45 if collapsed else top * 1.15))  # room for the legend
         ax[row][0].legend(fontsize=6, ncol=2, loc="upper left")
     save(fig, figs / "maxvio_over_training", source)
 
