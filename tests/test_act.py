@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -302,6 +303,28 @@ def test_routing_by_pass_information_on_hand_made_routing():
     assert r["assignments"] == 5 and r["mi_pass_given_char"] == pytest.approx(0.0)
     assert r["mi_char"] == pytest.approx(r["h_expert"])  # H(expert) = H(2/5, 3/5)
     assert r["h_expert"] == pytest.approx(-(0.4 * math.log2(0.4) + 0.6 * math.log2(0.6)))
+
+
+def test_routing_by_pass_null_separates_the_pass_from_the_character():
+    """5.5's verdict reads I(expert; pass | character) against passes shuffled within each character: routing
+    that follows the pass (80 % of the time) stands clear of that null; routing by character alone does not."""
+    rng = np.random.default_rng(0)
+
+    def run(expert_of):  # 60 examples of 4 random bits, 2 passes at each of the 6 routed positions, 2 experts
+        ex = []
+        for _ in range(60):
+            bits = "".join(rng.choice(["0", "1"], 4))
+            text = "." + bits + "="
+            ex.append({"input": bits, "answer": "0",
+                       "experts": [[expert_of(ch, n) for n in range(2)] for ch in text]})
+        return metrics.routing_by_pass({"max_steps": 2, "experts": 2, "splits": {"test": {"examples": ex}}})
+
+    by_pass = run(lambda ch, n: n if rng.random() < 0.8 else int(rng.integers(2)))
+    null = by_pass["pass_null"]
+    assert null["observed"] == pytest.approx(by_pass["mi_pass_given_char"])
+    assert null["observed"] > null["null_q95"] and null["p_value"] <= 0.05
+    by_char = run(lambda ch, n: int(ch == "1"))
+    assert by_char["mi_pass_given_char"] == pytest.approx(0.0) and by_char["pass_null"]["p_value"] > 0.5
 
 
 def test_lab_end_to_end_tiny(tmp_path, render_html):

@@ -22,7 +22,8 @@ from nnlabs.labs.moe.layer import (
     switch_balance_loss,
     update_balance_bias,
 )
-from nnlabs.labs.moe.metrics import max_violation, permutation_null, routing_metrics, same_expert_rate
+from nnlabs.labs.moe.metrics import max_violation, routing_metrics, same_expert_rate
+from nnlabs.report.info import permutation_null
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 from nnlabs.spine.train import param_groups

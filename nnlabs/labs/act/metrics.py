@@ -10,7 +10,7 @@ import torch
 
 from nnlabs.labs.act.data import VOCAB, encode, seq_len
 from nnlabs.labs.act.halting import RecurrentDepth, confident
-from nnlabs.report.info import cond_entropy
+from nnlabs.report.info import cond_entropy, permutation_null
 from nnlabs.spine.macs import count_macs
 
 
@@ -154,10 +154,11 @@ def halting_correlation(analysis: dict, field: str, splits=("test",)) -> float |
     return pearson([r[field] for r in ex], [r["steps_answer"] for r in ex])
 
 
-def routing_by_pass(analysis: dict, split: str = "test") -> dict:
+def routing_by_pass(analysis: dict, split: str = "test", n_perm: int = 100) -> dict:
     """5.5: how a MoE run's first-choice expert depends on the pass, from every (position, pass) it ran.
     Information in bits (docs/act.md): I(expert; pass), and I(expert; pass | character), what the pass
-    tells about the expert beyond the character at that position (the MoE lab's routing followed characters)."""
+    tells about the expert beyond the character at that position (the MoE lab's routing followed characters),
+    against its null: the pass labels shuffled within each character, `n_perm` times."""
     experts, passes, chars = [], [], []
     for r in analysis["splits"][split]["examples"]:
         text = "." + r["input"] + "=" + r["answer"]
@@ -172,4 +173,4 @@ def routing_by_pass(analysis: dict, split: str = "test") -> dict:
     h_e, h_ec = cond_entropy(expert), cond_entropy(expert, char)
     return {"share": share.tolist(), "h_expert": h_e, "mi_pass": h_e - cond_entropy(expert, step),
             "mi_char": h_e - h_ec, "mi_pass_given_char": h_ec - cond_entropy(expert, char, step),
-            "assignments": len(expert)}
+            "pass_null": permutation_null(expert, step, char, n_perm, seed=0), "assignments": len(expert)}

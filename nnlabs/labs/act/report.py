@@ -230,10 +230,15 @@ def moe_section(task: str, rs: list[dict]) -> list[str]:
         share = np.array(r["share"])
         top = [int(i) for i in share.argmax(1)]
         beyond = r["mi_pass_given_char"] / r["h_expert"] if r["h_expert"] > 0 else 0.0
+        null = r["pass_null"]
+        # the verdict needs both: a share of the entropy worth a sentence, and more than shuffled passes give
+        changes = beyond >= 0.1 and null["p_value"] <= 0.05
         findings.append(f"{a['model']}: the most used expert per pass is {', '.join(f'E{i}' for i in top)}; the pass "
                         f"carries {r['mi_pass']:.2f} of the {r['h_expert']:.2f} bits of routing entropy, "
-                        f"{r['mi_pass_given_char']:.2f} beyond the character ({100 * beyond:.0f}%): expert choice "
-                        + ("**changes with the pass**." if beyond >= 0.1 else "**barely changes with the pass**."))
+                        f"{r['mi_pass_given_char']:.2f} beyond the character ({100 * beyond:.0f}%; with the passes "
+                        f"shuffled within each character {null['null_mean']:.2f}, 95th percentile "
+                        f"{null['null_q95']:.2f}, p = {null['p_value']:.3f} over {null['n_perm']} shuffles): expert "
+                        "choice " + ("**changes with the pass**." if changes else "**barely changes with the pass**."))
     findings.append("Caveat: in an adaptive run a later pass holds only the positions still running, so part of "
                     "its I(expert; pass) is *which* positions remain; the fixed-depth run, where every position "
                     "runs every pass, has no such selection.")

@@ -24,7 +24,6 @@ from nnlabs.labs.moe.metrics import (
     max_violation,
     moe_layers,
     param_counts,
-    permutation_null,
     real_load,
     route_texts,
     router_choices,
@@ -32,6 +31,7 @@ from nnlabs.labs.moe.metrics import (
     same_expert_rate,
     shared_chars,
 )
+from nnlabs.report.info import permutation_null
 from nnlabs.spine.data import SequenceData, Vocab, encode_words
 from nnlabs.spine.errors import UserError
 from nnlabs.spine.models import FeedForward, ModelConfig, Transformer

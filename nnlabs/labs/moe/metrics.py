@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from nnlabs.labs.moe.layer import MoE
-from nnlabs.report.info import cond_entropy, conditional_mutual_information, entropy_bits
+from nnlabs.report.info import cond_entropy, entropy_bits
 from nnlabs.spine.data import Vocab, encode_words
 
 DOMAINS = ("names", "arith", "code")
@@ -109,24 +109,6 @@ def route_texts(model, vocab: Vocab, texts: list[str], block_size: int) -> list[
     model.train(was_training)
     real = (data.y >= 0).reshape(-1)  # [B*T]
     return [{k: v[real] for k, v in m.stats.items()} for m in moe_layers(model)]
-
-
-def permutation_null(top1: np.ndarray, domain: np.ndarray, char: np.ndarray, n_perm: int, seed: int) -> dict:
-    """I(expert; domain | character) against its null: the domain labels shuffled within each character,
-    which keeps what each character says about the expert and destroys what the domain adds beyond it.
-    A plug-in estimate is biased upwards on finite samples; the null carries the same bias."""
-    observed = conditional_mutual_information(top1, domain, char)
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(char == c) for c in np.unique(char)]
-    null = []
-    for _ in range(n_perm):
-        shuffled = domain.copy()
-        for g in groups:
-            shuffled[g] = rng.permutation(domain[g])
-        null.append(conditional_mutual_information(top1, shuffled, char))
-    null = np.array(null)
-    return {"observed": observed, "null_mean": float(null.mean()), "null_q95": float(np.quantile(null, 0.95)),
-            "p_value": float((1 + (null >= observed).sum()) / (1 + n_perm)), "n_perm": n_perm}
 
 
 def same_expert_rate(top1: np.ndarray, pairs: np.ndarray, load: np.ndarray) -> dict:
