@@ -255,7 +255,9 @@ def _balancer_colour(name: str):
     loss-free green, ...), so a colour means one balancer wherever a reader meets it."""
     import matplotlib.pyplot as plt
 
-    moe = RUNS[name].moe
+    moe = RUNS[name].moe if name in RUNS else None
+    if moe is None:  # a run folder this version of the lab does not define
+        return "grey"
     kind = (("loss-free, sign" if moe.bias_sign else "loss-free, fast" if moe.bias_rate > 1e-3 else "loss-free")
             if moe.bias_rate else "Switch" if moe.balance_alpha else "noisy top-k" if moe.noise_std
             else "z-loss" if moe.z_alpha else "none")
