@@ -317,14 +317,14 @@ def test_routing_by_pass_null_separates_the_pass_from_the_character():
             text = "." + bits + "="
             ex.append({"input": bits, "answer": "0",
                        "experts": [[expert_of(ch, n) for n in range(2)] for ch in text]})
-        return metrics.routing_by_pass({"max_steps": 2, "experts": 2, "splits": {"test": {"examples": ex}}})
+        a = {"max_steps": 2, "experts": 2, "splits": {"test": {"examples": ex}}}
+        return metrics.routing_by_pass(a), metrics.routing_by_pass_null(a)
 
-    by_pass = run(lambda ch, n: n if rng.random() < 0.8 else int(rng.integers(2)))
-    null = by_pass["pass_null"]
+    by_pass, null = run(lambda ch, n: n if rng.random() < 0.8 else int(rng.integers(2)))
     assert null["observed"] == pytest.approx(by_pass["mi_pass_given_char"])
     assert null["observed"] > null["null_q95"] and null["p_value"] <= 0.05
-    by_char = run(lambda ch, n: int(ch == "1"))
-    assert by_char["mi_pass_given_char"] == pytest.approx(0.0) and by_char["pass_null"]["p_value"] > 0.5
+    by_char, null = run(lambda ch, n: int(ch == "1"))
+    assert by_char["mi_pass_given_char"] == pytest.approx(0.0) and null["p_value"] > 0.5
 
 
 def test_lab_end_to_end_tiny(tmp_path, render_html):

@@ -154,11 +154,8 @@ def halting_correlation(analysis: dict, field: str, splits=("test",)) -> float |
     return pearson([r[field] for r in ex], [r["steps_answer"] for r in ex])
 
 
-def routing_by_pass(analysis: dict, split: str = "test", n_perm: int = 100) -> dict:
-    """5.5: how a MoE run's first-choice expert depends on the pass, from every (position, pass) it ran.
-    Information in bits (docs/act.md): I(expert; pass), and I(expert; pass | character), what the pass
-    tells about the expert beyond the character at that position (the MoE lab's routing followed characters),
-    against its null: the pass labels shuffled within each character, `n_perm` times."""
+def pass_assignments(analysis: dict, split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (position, pass) a MoE run ran: the expert its router ranked first, the pass, the character."""
     experts, passes, chars = [], [], []
     for r in analysis["splits"][split]["examples"]:
         text = "." + r["input"] + "=" + r["answer"]
@@ -166,11 +163,25 @@ def routing_by_pass(analysis: dict, split: str = "test", n_perm: int = 100) -> d
             for n, e in enumerate(per_pass):
                 if e >= 0:
                     experts.append(e), passes.append(n), chars.append(ord(text[t]))
-    expert, step, char = (np.array(v, dtype=np.int64) for v in (experts, passes, chars))
+    return tuple(np.array(v, dtype=np.int64) for v in (experts, passes, chars))
+
+
+def routing_by_pass(analysis: dict, split: str = "test") -> dict:
+    """5.5: how a MoE run's first-choice expert depends on the pass, from every (position, pass) it ran.
+    Information in bits (docs/act.md): I(expert; pass), and I(expert; pass | character), what the pass
+    tells about the expert beyond the character at that position (the MoE lab's routing followed characters)."""
+    expert, step, char = pass_assignments(analysis, split)
     share = np.zeros((analysis["max_steps"], analysis["experts"]))
     np.add.at(share, (step, expert), 1)
     share /= np.maximum(share.sum(1, keepdims=True), 1)
     h_e, h_ec = cond_entropy(expert), cond_entropy(expert, char)
     return {"share": share.tolist(), "h_expert": h_e, "mi_pass": h_e - cond_entropy(expert, step),
             "mi_char": h_e - h_ec, "mi_pass_given_char": h_ec - cond_entropy(expert, char, step),
-            "pass_null": permutation_null(expert, step, char, n_perm, seed=0), "assignments": len(expert)}
+            "assignments": len(expert)}
+
+
+def routing_by_pass_null(analysis: dict, split: str = "test", n_perm: int = 100) -> dict:
+    """I(expert; pass | character) against its null, the passes shuffled within each character `n_perm` times:
+    what the report's verdict reads (the figure needs only `routing_by_pass`, so the shuffles run once)."""
+    expert, step, char = pass_assignments(analysis, split)
+    return permutation_null(expert, step, char, n_perm, seed=0)

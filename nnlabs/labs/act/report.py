@@ -11,7 +11,7 @@ import torch
 
 from nnlabs.labs.act import extrapolation
 from nnlabs.labs.act.explorable import write_explorable
-from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass
+from nnlabs.labs.act.metrics import by_bucket, halting_correlation, pearson, routing_by_pass, routing_by_pass_null
 from nnlabs.labs.act.router import depth_paths
 from nnlabs.pack import algorithmic
 from nnlabs.report.figures import new_figure, place_labels, plt, save
@@ -230,7 +230,7 @@ def moe_section(task: str, rs: list[dict]) -> list[str]:
         share = np.array(r["share"])
         top = [int(i) for i in share.argmax(1)]
         beyond = r["mi_pass_given_char"] / r["h_expert"] if r["h_expert"] > 0 else 0.0
-        null = r["pass_null"]
+        null = routing_by_pass_null(a)
         # the verdict needs both: a share of the entropy worth a sentence, and more than shuffled passes give
         changes = beyond >= 0.1 and null["p_value"] <= 0.05
         findings.append(f"{a['model']}: the most used expert per pass is {', '.join(f'E{i}' for i in top)}; the pass "
