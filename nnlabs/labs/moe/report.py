@@ -238,8 +238,9 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
         line, words = (ceiling, f"ceiling E/k - 1 = {ceiling:g} ") if collapsed else (0.1, "0.1, Wang et al.'s regime ")
         for col, what in enumerate(("global (validation set)", "per training batch")):
             ax[row][col].axhline(line, color="k", ls="--" if collapsed else ":", lw=0.8)
-            ax[row][col].text(1, line, words, va="bottom", ha="right", fontsize=7,
-                              transform=ax[row][col].get_yaxis_transform())
+            # the 0.1 label on the left, where training starts far above it, clear of the curves' ends
+            ax[row][col].text(1 if collapsed else 0.01, line, words, va="bottom", ha="right" if collapsed else "left",
+                              fontsize=7, transform=ax[row][col].get_yaxis_transform())
             ax[row][col].set(title=f"{title}: MaxVio {what}" + ("" if collapsed else f" (ceiling {ceiling:g})"),
                              xlabel="step", ylabel="MaxVio = (max load - mean) / mean",
                              ylim=(0, ceiling * 1.45 if collapsed else top * 1.15))  # room for the legend
@@ -247,21 +248,20 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
     save(fig, figs / "maxvio_over_training", source)
 
 
-BALANCER_KINDS = ("none", "Switch", "loss-free", "z-loss", "noisy top-k", "loss-free, sign", "loss-free, fast")
+# one colour per way of balancing, matched on the start of `balancer`'s words (the first match wins): the Switch
+# loss with or without the z-loss alike; the loss-free bias at the paper's rate before any other rate
+BALANCER_COLOURS = ("no balancing", "Switch loss", "loss-free bias, proportional (u = 0.001)", "z-loss", "noisy top-k",
+                    "loss-free bias, sign", "loss-free bias, proportional")
 
 
 def _balancer_colour(name: str):
-    """One colour per way of balancing, the same in every row of a figure (no balancing blue, Switch orange,
-    loss-free green, ...), so a colour means one balancer wherever a reader meets it."""
+    """The same colour for one balancer in every row of a figure (no balancing blue, Switch orange, loss-free
+    green, ...), so a colour means one balancer wherever a reader meets it; grey for a run the lab no longer has."""
     import matplotlib.pyplot as plt
 
-    moe = RUNS[name].moe if name in RUNS else None
-    if moe is None:  # a run folder this version of the lab does not define
-        return "grey"
-    kind = (("loss-free, sign" if moe.bias_sign else "loss-free, fast" if moe.bias_rate > 1e-3 else "loss-free")
-            if moe.bias_rate else "Switch" if moe.balance_alpha else "noisy top-k" if moe.noise_std
-            else "z-loss" if moe.z_alpha else "none")
-    return plt.get_cmap("tab10")(BALANCER_KINDS.index(kind))
+    words = balancer(name)
+    i = next((i for i, start in enumerate(BALANCER_COLOURS) if words.startswith(start)), None)
+    return "grey" if i is None else plt.get_cmap("tab10")(i)
 
 
 def _fig_control(run: Run, figs, source, name):
