@@ -262,6 +262,22 @@ def test_padding_counts_in_no_balancing_statistic_and_changes_no_output():
     torch.testing.assert_close(logits, logits_unmasked)
 
 
+def test_padding_adds_no_load_to_the_loss_free_update():
+    # the loss-free bias moves by the real positions' load only: the same update as with the padding left out
+    m = make_moe(k=2, E=4, balance_alpha=0.0, z_alpha=0.0, bias_rate=0.1)
+    x = torch.randn(3, 6, 16)
+    m.target_mask = torch.ones(3, 6, dtype=torch.bool)
+    m.target_mask[:, 4:] = False
+    m(x)
+    real = m.target_mask.reshape(-1)
+    expected = torch.zeros(4)
+    update_balance_bias(expected, share_of(m.stats["chosen"][real], 4), 0.1, sign=False)
+    assert m.balance_bias.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    with_padding = torch.zeros(4)
+    update_balance_bias(with_padding, share_of(m.stats["chosen"], 4), 0.1, sign=False)
+    assert m.balance_bias.tolist() != pytest.approx(with_padding.tolist(), abs=1e-6)
+
+
 def test_specialisation_control_on_hand_made_routing():
     rng = np.random.default_rng(0)
     char = rng.integers(0, 5, 600)
