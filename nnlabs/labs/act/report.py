@@ -205,8 +205,17 @@ def moe_runs(rs: list[dict]) -> list[dict]:
     return [a for a in rs if a.get("experts") and (a["kind"] != "fixed" or a["max_steps"] == deepest)]
 
 
-def moe_section(task: str, rs: list[dict]) -> list[str]:
-    """5.5 in the report: each MoE run beside its dense twin, and what its routing depends on."""
+def pass_verdict(a: dict, r: dict) -> tuple[float, dict, bool]:
+    """5.5's verdict for one run (r = routing_by_pass(a)): the share of the routing entropy the pass carries beyond
+    the character, its shuffled-pass null, and whether both clear their bars (≥ 10 %, p ≤ 0.05)."""
+    beyond = r["mi_pass_given_char"] / r["h_expert"] if r["h_expert"] > 0 else 0.0
+    null = routing_by_pass_null(a)
+    return beyond, null, beyond >= 0.1 and null["p_value"] <= 0.05
+
+
+def moe_section(task: str, rs: list[dict], every: list[dict]) -> list[str]:
+    """5.5 in the report: each MoE run beside its dense twin (the lowest seed's, `rs`), what its routing depends
+    on, and the verdict counted over every seed's run of it (`every`)."""
     twins = {a["model"]: a for a in rs}
     moe = next(a["config"].get("moe") or {"top_k": "k", "n_experts": a["experts"]} for a in moe_runs(rs))
     lines = [f"## 5.5 — a mixture of experts inside the shared block ({task})", "",
@@ -227,18 +236,24 @@ def moe_section(task: str, rs: list[dict]) -> list[str]:
         rows.append([a["model"], f"{100 * t['acc']:.1f}%", twin_acc, f"{t['macs_per_example']:,.0f}", twin_macs,
                      *(f"{v:.2f}" for v in (t["steps_position"], r["h_expert"], r["mi_pass"], r["mi_char"],
                                             r["mi_pass_given_char"]))])
-        share = np.array(r["share"])
-        top = [int(i) for i in share.argmax(1)]
-        beyond = r["mi_pass_given_char"] / r["h_expert"] if r["h_expert"] > 0 else 0.0
-        null = routing_by_pass_null(a)
-        # the verdict needs both: a share of the entropy worth a sentence, and more than shuffled passes give
-        changes = beyond >= 0.1 and null["p_value"] <= 0.05
-        findings.append(f"{a['model']}: the most used expert per pass is {', '.join(f'E{i}' for i in top)}; the pass "
-                        f"carries {r['mi_pass']:.2f} of the {r['h_expert']:.2f} bits of routing entropy, "
-                        f"{r['mi_pass_given_char']:.2f} beyond the character ({100 * beyond:.0f}%; with the passes "
-                        f"shuffled within each character {null['null_mean']:.2f}, 95th percentile "
-                        f"{null['null_q95']:.2f}, p = {null['p_value']:.3f} over {null['n_perm']} shuffles): expert "
-                        "choice " + ("**changes with the pass**." if changes else "**barely changes with the pass**."))
+        # every seed's run of this model, this one (the lowest seed) among them: each routed and tested once
+        seeds = [b for b in every if b["model"] == a["model"]] or [a]
+        routed = [r if b["seed"] == a["seed"] else routing_by_pass(b) for b in seeds]
+        verdicts = [pass_verdict(b, rb) for b, rb in zip(seeds, routed)]
+        beyond, null, changes = next(v for b, v in zip(seeds, verdicts) if b["seed"] == a["seed"])
+        top = [int(i) for i in np.array(r["share"]).argmax(1)]
+        findings.append(f"{a['model']} (seed {a['seed']}): the most used expert per pass is "
+                        f"{', '.join(f'E{i}' for i in top)}; the pass carries {r['mi_pass']:.2f} of the "
+                        f"{r['h_expert']:.2f} bits of routing entropy, {r['mi_pass_given_char']:.2f} beyond the "
+                        f"character ({100 * beyond:.0f}%; with the passes shuffled within each character "
+                        f"{null['null_mean']:.2f}, 95th percentile {null['null_q95']:.2f}, p = "
+                        f"{null['p_value']:.3f} over {null['n_perm']} shuffles): expert choice "
+                        + ("**changes with the pass**." if changes else "**barely changes with the pass**."))
+        if len(seeds) > 1:  # the sentence above is one seed's; the count and the interval are every seed's
+            cmi = mean_ci([rb["mi_pass_given_char"] for rb in routed])
+            findings.append(f"Over {len(seeds)} seeds, {a['model']}: I(expert; pass | character) "
+                            f"{cmi.format('.2f')} bits; it changes with the pass on {sum(v[2] for v in verdicts)} of "
+                            f"{len(seeds)} seeds.")
     findings.append("Caveat: in an adaptive run a later pass holds only the positions still running, so part of "
                     "its I(expert; pass) is *which* positions remain; the fixed-depth run, where every position "
                     "runs every pass, has no such selection.")
@@ -656,7 +671,7 @@ def write_report(runs, out: Path, every_seed) -> None:
                       + " |", ""]
     for task, rs in runs.items():
         if moe_runs(rs):
-            lines += moe_section(task, rs)
+            lines += moe_section(task, rs, every_seed[task])
     lines += ["## Figures", "", "![accuracy vs compute](figures/accuracy_vs_compute.png)", "",
               "![halting by difficulty](figures/halting_by_difficulty.png)", "", "![tau](figures/tau_tradeoff.png)",
               "", "![per example](figures/per_example_compute.png)", "",
