@@ -16,6 +16,7 @@ from nnlabs.labs import act
 from nnlabs.labs.act import experiment, metrics
 from nnlabs.labs.act.data import VOCAB
 from nnlabs.labs.act.halting import ActConfig, HaltingUnit, RecurrentDepth
+from nnlabs.labs.act.report import report
 from nnlabs.labs.act.router import RoutedDepth
 from nnlabs.labs.moe.layer import MoE, MoEConfig
 from nnlabs.spine.macs import count_macs
@@ -325,6 +326,17 @@ def test_routing_by_pass_null_separates_the_pass_from_the_character():
     assert null["observed"] > null["null_q95"] and null["p_value"] <= 0.05
     by_char, null = run(lambda ch, n: int(ch == "1"))
     assert by_char["mi_pass_given_char"] == pytest.approx(0.0) and null["p_value"] > 0.5
+
+
+def test_the_5_5_verdict_names_its_seed_and_is_counted_over_every_seed(tmp_path):
+    models = "fixed1,fixed2,fixed2_moe4,act_tau0.001_moe4"
+    for seed in (0, 1):
+        assert act.main(["--budget", "tiny", "--tasks", "parity", "--models", models, "--seed", str(seed),
+                         "--out", str(tmp_path / f"seed-{seed}")]) == 0
+    report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "fixed2_moe4 (seed 0): the most used expert" in text
+    assert "Over 2 seeds, fixed2_moe4: I(expert; pass | character)" in text and " of 2 seeds." in text
 
 
 def test_lab_end_to_end_tiny(tmp_path, render_html):
