@@ -278,6 +278,34 @@ def test_padding_adds_no_load_to_the_loss_free_update():
     assert m.balance_bias.tolist() != pytest.approx(with_padding.tolist(), abs=1e-6)
 
 
+def test_the_loss_free_bias_leaves_the_line_start_to_the_router():
+    # position 0 has one hidden state in every line: with bias_skips_start it takes the top-k of p alone while b
+    # steers every other position; an expert removed by the report (b = -inf) stays removed at the start too
+    m = make_moe(k=1, E=4, balance_alpha=0.0, z_alpha=0.0, bias_skips_start=True).eval()
+    x = torch.randn(3, 6, 16)
+    by_router = m.route(x.reshape(-1, 16))[0].argmax(-1)  # [18] no bias yet: the router's own first choice
+    other = next(e for e in range(4) if e not in by_router[::6].tolist())  # an expert no start takes
+    m.balance_bias.fill_(-10.0)
+    m.balance_bias[other] = 10.0  # every position but the starts goes to `other`
+    y = m(x)
+    starts = torch.zeros(18, dtype=torch.bool)
+    starts[::6] = True
+    assert m.stats["chosen"][starts, 0].tolist() == by_router[starts].tolist()
+    assert (m.stats["chosen"][~starts, 0] == other).all()
+    torch.testing.assert_close(y, dense_reference(m, x))  # the oracle routes the same
+    m.balance_bias[by_router[0]] = -math.inf
+    m(x)
+    assert m.stats["chosen"][0, 0] != by_router[0]
+    # rows that are not lines (ACT's loop hands the layer [rows, C]): every row is steered
+    m(x.reshape(-1, 16))
+    assert (m.stats["chosen"][:, 0] == other).all()
+    # and without the switch the starts are steered as well
+    m.moe.bias_skips_start = False
+    m.balance_bias[by_router[0]] = -10.0
+    m(x)
+    assert (m.stats["chosen"][:, 0] == other).all()
+
+
 def test_specialisation_control_on_hand_made_routing():
     rng = np.random.default_rng(0)
     char = rng.integers(0, 5, 600)
@@ -334,6 +362,24 @@ def test_lab_end_to_end_tiny(tmp_path, render_html):
     dom, shot = render_html(out / "moe.html")
     assert "domain \\ expert" in dom and "expert 0" in dom and "top2_e4" in dom
     assert shot.exists()
+
+
+@pytest.mark.slow
+def test_lab_reports_loss_free_balancing_with_the_line_start(tmp_path):
+    out = tmp_path / "moe"
+    runs = ("top2_e8", "top2_e8_lossfree", "top2_e8_lossfree_nostart")
+    assert lab.main(["--budget", "tiny", "--out", str(out), "--threads", "1", "--runs", ",".join(runs)]) == 0
+    for run in runs:
+        evals = json.loads((out / run / "analysis.json").read_text())["evals"]
+        # the line start's share: one position per validation line among its real positions
+        assert 0.0 < evals[-1]["start_share"] < 0.5
+        # the share of the steps between two evaluations at which the start switched experts, per layer
+        rates = [m["start_switch_rate"] for e in evals[1:] for m in e["layers"]]
+        assert len(rates) == 2 * (len(evals) - 1) and all(0.0 <= r <= 1.0 for r in rates)
+    text = (out / "report.md").read_text()
+    assert "Loss-free balancing as published" in text and "line start switched experts" in text
+    assert "top2_e8_lossfree_nostart minus top2_e8_lossfree (the published rule)" in text
+    assert "not at the line start" in text
 
 
 def test_expert_biases_get_no_weight_decay():

@@ -83,6 +83,10 @@ RUNS = {
     # loss-free where each token takes two experts, as in the paper's models (several experts per token): a
     # block of tokens that ranks the experts alike can be split between its first and second choices
     "top2_e8_lossfree": RunSpec(moe=unbalanced(top_k=2, bias_rate=1e-3)),
+    # the same, but the line start picks its experts by probability alone: position 0 has one hidden state in
+    # every line (8 % of the real tokens here, 1 in 4,096 in the paper's sequences), a block the bias can only
+    # move whole — so it chases it from expert to expert (the report counts the start's switches)
+    "top2_e8_lossfree_nostart": RunSpec(moe=unbalanced(top_k=2, bias_rate=1e-3, bias_skips_start=True)),
     "collapse_none": collapse_setting(),
     "collapse_switch": collapse_setting(balance_alpha=0.01),
     "collapse_zloss": collapse_setting(z_alpha=1e-3),
@@ -113,7 +117,8 @@ class MoEBudget:
 # loss-free (top-1 and top-2), and collapse with and without a cure. Expert-count scans and the other cures:
 # full only.
 QUICK_RUNS = ("dense", "dense_x4", "top1_e8", "top2_e8", "top1_e8_cap1", "top1_e8_nobal", "top1_e8_lossfree",
-              "top2_e8_lossfree", "collapse_none", "collapse_switch", "collapse_lossfree")
+              "top2_e8_lossfree", "top2_e8_lossfree_nostart", "collapse_none", "collapse_switch",
+              "collapse_lossfree")
 # The full budget trains the rest too but for the 10x faster loss-free rate: measured on 3 seeds (docs/moe.md:
 # no more even than u = 1e-3, and it overshoots at quick), it stays a --runs choice, and full fits 45 CPU-minutes.
 FULL_RUNS = tuple(name for name in RUNS if name != "top1_e8_lossfree_fast")
@@ -200,6 +205,9 @@ class ProbeEvaluator:
         self.pairs = np.flatnonzero(np.concatenate([[True] * (len(c) - 1) + [False] for c in chars]))
         self.shown = [t for d in DOMAINS for t in probe[d][:SHOW_PER_DOMAIN]]
         self.records, self.prev, self.samples, self.batch_vio = [], None, [], []
+        # the line start: every row's position 0, one hidden state in every line; its share of the real val tokens
+        self.start_share = len(data.val.y) / int((data.val.y >= 0).sum())
+        self.start_prev, self.start_switched = None, []  # its experts per layer at the last training step
         self.val_losses, self.maxvio_global = {}, []  # set by val_pass, read by the on_eval call after it
         self.layers = moe_layers(model)  # the model's MoE layers, found once (the hook runs every training step)
         model.register_forward_hook(self.record_batch)
@@ -210,10 +218,15 @@ class ProbeEvaluator:
                 break
 
     def record_batch(self, model, args, output) -> None:
-        """After each training forward: MaxVio of that batch's real tokens, mean over layers."""
+        """After each training forward: MaxVio of that batch's real tokens, mean over layers; and per layer,
+        whether the line start (row 0's position 0, the same in every row) took other experts than the step before."""
         if model.training and self.layers:
             vio = [max_violation(real_load(m)) for m in self.layers if m.target_mask is not None]
             self.batch_vio += [float(np.mean(vio))] if vio else []
+            start = [sorted(m.stats["chosen"][0].tolist()) for m in self.layers]
+            if self.start_prev is not None:
+                self.start_switched.append([a != b for a, b in zip(start, self.start_prev)])
+            self.start_prev = start
 
     @torch.no_grad()
     def removal(self, model, base: dict[str, float]) -> list[list[dict]]:
@@ -280,6 +293,10 @@ class ProbeEvaluator:
             m["maxvio_global"] = vio
         vio_batch = float(np.mean(self.batch_vio)) if self.batch_vio else None
         self.batch_vio = []
+        # the share of training steps since the last evaluation at which the line start switched experts
+        for m, switched in zip(metrics, np.mean(self.start_switched, axis=0).tolist() if self.start_switched else []):
+            m["start_switch_rate"] = switched
+        self.start_switched = []
         strings = []
         texts = self.shown + [s for _, s in self.samples]
         for i, r in enumerate(route_texts(model, self.vocab, texts, self.block_size)):
@@ -293,6 +310,7 @@ class ProbeEvaluator:
                 strings[j]["choices"].append(choices[start + 1:start + 1 + len(t)])
                 start += len(t) + 1
         record = {"step": step, "layers": metrics, "strings": strings, "maxvio_batch": vio_batch,
+                  "start_share": self.start_share,
                   "balance_bias": [m.balance_bias.tolist() for m in layers]}
         if step >= self.final_step and self.controls:
             record["removal"] = self.removal(model, val_losses)

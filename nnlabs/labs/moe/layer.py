@@ -30,6 +30,7 @@ class MoEConfig:
     noise_std: float = 0.0  # noisy top-k: std of the noise on the router logits while training (0 = off)
     bias_rate: float = 0.0  # loss-free balancing: the bias's update speed u (0 = off)
     bias_sign: bool = False  # loss-free update: u * sign(e_i) instead of u * e_i
+    bias_skips_start: bool = False  # loss-free: the line start picks its experts by probability alone (docs)
     router_bias: bool = False  # a learned logit offset per expert, shared by every token: a fast path to collapse
 
 
@@ -86,8 +87,8 @@ class MoE(nn.Module):
         self.aux_loss, self.stats = None, {}  # the spine adds aux_loss to the loss, stats to diagnostics
         self.target_mask = None  # [B, T], False at padding: set by the spine's forward
 
-    def route(self, h: torch.Tensor):
-        """h [N, C] -> probs [N, E]; chosen experts, gates, kept under capacity: each [N, k]."""
+    def route(self, h: torch.Tensor, row_len: int = 0):
+        """h [N, C], rows of row_len positions (0: not lines) -> probs [N, E]; chosen, gates, kept: each [N, k]."""
         m, mask = self.moe, self.target_mask  # [B, T] False at padding: routed, but in no balancing statistic
         real = mask.reshape(-1).to(h.dtype) if mask is not None and mask.numel() == len(h) else h.new_ones(len(h))
         weight = real / real.sum()  # [N] a position's share in a mean over tokens: 1/n, 0 at padding
@@ -98,7 +99,11 @@ class MoE(nn.Module):
             logits = logits + m.noise_std * torch.randn_like(logits)
         log_p = logits.log_softmax(0)  # [E, N] log p_i(x) = h_i - log Z, Z = sum_j exp h_j
         probs = log_p.exp().t()  # [N, E]
-        chosen = (probs + self.balance_bias).topk(m.top_k, dim=-1).indices  # [N, k] b steers selection only
+        b = self.balance_bias  # [E]
+        scores = probs + b  # [N, E] b steers selection only
+        if m.bias_skips_start and row_len:  # position 0: one hidden state in every line, a block b cannot split
+            scores[::row_len] = probs[::row_len] + b.where(b.isinf(), 0)  # all of b but a removed expert's -inf
+        chosen = scores.topk(m.top_k, dim=-1).indices  # [N, k]
         gates = probs.gather(-1, chosen)  # [N, k]
         gates = gates / gates.sum(-1, keepdim=True) if m.top_k > 1 else gates  # g_i = p_i / sum_{j in top-k} p_j
         # ST-MoE's z-loss L_z = mean_x (log Z(x))^2 keeps logits small; log Z = h_0 - log p_0, read off the log-softmax
@@ -115,13 +120,11 @@ class MoE(nn.Module):
 
     def forward(self, x):
         h = x.reshape(-1, x.size(-1))  # [N, C] from [B, T, C] in a block, [rows, C] in ACT's loop
-        _, chosen, gates, kept = self.route(h)
-        if self.moe.capacity_factor:  # kept assignments by expert (stable); dropped ones get expert E, sort last, go
-            expert, order = torch.where(kept, chosen, self.moe.n_experts).reshape(-1).sort(stable=True)  # [N*k]
-            n_kept = int(kept.sum())
-            expert, order = expert[:n_kept], order[:n_kept]  # [A]
-        else:
-            expert, order = chosen.reshape(-1).sort(stable=True)  # [A = N*k]
+        _, chosen, gates, kept = self.route(h, x.size(1) if x.dim() == 3 else 0)
+        # kept assignments by expert (stable); dropped ones (capacity) get expert E, sort last and go
+        expert, order = torch.where(kept, chosen, self.moe.n_experts).reshape(-1).sort(stable=True)  # [N*k]
+        n_kept = int(kept.sum())
+        expert, order = expert[:n_kept], order[:n_kept]  # [A]
         token, gate = order // chosen.size(1), gates.reshape(-1).index_select(0, order)  # [A], [A]
         # each expert on its own rows, one grouped matmul per projection: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
         ends = torch.bincount(expert, minlength=self.moe.n_experts).cumsum(0).int()  # [E] where each group ends
@@ -141,7 +144,7 @@ def dense_reference(moe: MoE, x: torch.Tensor) -> torch.Tensor:
     """The oracle sparse dispatch must equal: every expert on every token, then masked by the routing.
     Also the naive 'run every expert' implementation the benchmark times (compute grows with E)."""
     h = x.reshape(-1, x.size(-1))  # [N, C]
-    _, chosen, gates, kept = moe.route(h)
+    _, chosen, gates, kept = moe.route(h, x.size(1) if x.dim() == 3 else 0)
     weight = torch.zeros(h.size(0), moe.moe.n_experts, dtype=h.dtype, device=h.device)  # [N, E]
     weight = weight.scatter_add(1, chosen, gates * kept)  # zero for unchosen and dropped assignments
     hidden = F.gelu(h @ moe.up.weight + moe.up.bias[:, None])  # [E, N, 4C]
