@@ -243,8 +243,8 @@ def test_moe_in_the_shared_block_routes_every_pass_and_counts_its_loss_on_each()
     seen = []  # (pass, chosen, balance loss) of every MoE call
     route = m.blocks[0].ffn.route
 
-    def recording_route(h):
-        out = route(h)
+    def recording_route(*args):
+        out = route(*args)
         seen.append((len(seen), out[1][:, 0].clone(), m.blocks[0].ffn.aux_loss))
         return out
 
