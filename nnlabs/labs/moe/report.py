@@ -423,8 +423,8 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                           f"{S[switch]['maxvio_global']:.3f} ({switch}): difference "
                           f"{_paired_text(per_seed, n, switch, 'maxvio_global', WORDS_VIO)}; val loss "
                           f"difference {_paired_text(per_seed, n, switch, 'val', WORDS_LOSS)}.")
-        share, published = S[default[0]].get("start_share"), "top2_e8_lossfree"
-        skips = [n for n in default if RUNS[n].moe.bias_skips_start]
+        share = next((S[n]["start_share"] for n in default if S[n].get("start_share")), None)
+        skips, published = [n for n in default if RUNS[n].moe.bias_skips_start], "top2_e8_lossfree"
         if share and skips:
             moe = RUNS[skips[0]].moe
             md.append(f"- The line start (position 0) has one hidden state in every line, so it is one routing "
@@ -434,10 +434,10 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                       "sequences, 1 token in 4,096). A bias shifts a spread of tokens between experts; this block it "
                       "can only move whole, and the update then chases it from expert to expert (the table's last "
                       "column). Left to its router (`_nostart`), the start still counts in the load the bias balances.")
-            for n in (n for n in skips if published in S):
-                md.append(f"- {n} minus {published} (the published rule): MaxVio_global "
-                          f"{_paired_text(per_seed, n, published, 'maxvio_global', WORDS_VIO)}; val loss "
-                          f"{_paired_text(per_seed, n, published, 'val', WORDS_LOSS)}.")
+        for n in (n for n in skips if published in S):
+            md.append(f"- {n} minus {published} (the published rule): MaxVio_global "
+                      f"{_paired_text(per_seed, n, published, 'maxvio_global', WORDS_VIO)}; val loss "
+                      f"{_paired_text(per_seed, n, published, 'val', WORDS_LOSS)}.")
     return md
 
 
