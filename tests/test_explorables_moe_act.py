@@ -290,3 +290,6 @@ def test_moe_run_label_names_the_whole_collapse_setting():
                                   "learned router bias, lr 0.02")
     default = {"moe": {"n_experts": 8, "top_k": 1, "balance_alpha": 0.01}, "train": {"learning_rate": 3e-3}}
     assert describe(default) == "top-1 of 8, Switch loss"
+    # the two top-2 loss-free runs differ only by the line start: the label must tell them apart
+    nostart = {"moe": {"n_experts": 8, "top_k": 2, "bias_rate": 1e-3, "bias_skips_start": True}}
+    assert describe(nostart) == "top-2 of 8, loss-free bias (proportional, u = 0.001, not at the line start)"

@@ -22,7 +22,8 @@ def describe(config: dict) -> str:
                                     ("noise_std", "noisy top-k"), ("bias_rate", "loss-free bias"))
              if moe.get(key)]
     if moe.get("bias_rate"):
-        cures[-1] += f" ({'sign' if moe.get('bias_sign') else 'proportional'}, u = {moe['bias_rate']:g})"
+        cures[-1] += f" ({'sign' if moe.get('bias_sign') else 'proportional'}, u = {moe['bias_rate']:g}"
+        cures[-1] += ", not at the line start)" if moe.get("bias_skips_start") else ")"
     words = [f"top-{moe['top_k']} of {moe['n_experts']}", " + ".join(cures) or "no balancing"]
     if moe.get("capacity_factor"):
         words.append(f"capacity factor {moe['capacity_factor']:g}")
