@@ -14,17 +14,23 @@ from nnlabs.report.runs import Run
 from nnlabs.spine.train import TrainConfig
 
 
-def describe(config: dict) -> str:
-    """A run's routing in words, from its config, e.g. `top-1 of 8, no balancing, router init std 3, learned
-    router bias, lr 0.02`."""
-    moe = config["moe"]
+def balancing(moe: dict) -> str:
+    """How a run keeps its router balanced, in words, from its MoE config (a run directory's, or a RunSpec's as a
+    dict): e.g. `Switch loss + router z-loss`, `loss-free bias (sign, u = 0.001)`, `no balancing`."""
     cures = [word for key, word in (("balance_alpha", "Switch loss"), ("z_alpha", "router z-loss"),
                                     ("noise_std", "noisy top-k"), ("bias_rate", "loss-free bias"))
              if moe.get(key)]
     if moe.get("bias_rate"):
         cures[-1] += f" ({'sign' if moe.get('bias_sign') else 'proportional'}, u = {moe['bias_rate']:g}"
         cures[-1] += ", not at the line start)" if moe.get("bias_skips_start") else ")"
-    words = [f"top-{moe['top_k']} of {moe['n_experts']}", " + ".join(cures) or "no balancing"]
+    return " + ".join(cures) or "no balancing"
+
+
+def describe(config: dict) -> str:
+    """A run's routing in words, from its config, e.g. `top-1 of 8, no balancing, router init std 3, learned
+    router bias, lr 0.02`."""
+    moe = config["moe"]
+    words = [f"top-{moe['top_k']} of {moe['n_experts']}", balancing(moe)]
     if moe.get("capacity_factor"):
         words.append(f"capacity factor {moe['capacity_factor']:g}")
     if config.get("router_std") is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from nnlabs.labs.moe.experiment import RUNS, control_run
-from nnlabs.labs.moe.explorable import write_explorable
+from nnlabs.labs.moe.explorable import balancing, write_explorable
 from nnlabs.labs.moe.metrics import CLASSES, DOMAINS
 from nnlabs.report.runs import Run, group_by_name, load_runs
 from nnlabs.report.stats import mean_ci, paired, verdict
@@ -25,16 +26,10 @@ TOP2_BALANCING = ("top2_e8", "top2_e8_lossfree", "top2_e8_lossfree_nostart")
 
 
 def balancer(name: str) -> str:
-    """How a run keeps its router balanced, in words, read off its RunSpec (the run's name where it has none)."""
+    """How a run keeps its router balanced, in words (the explorable's), read off its RunSpec (the run's name
+    where it has none)."""
     moe = RUNS[name].moe if name in RUNS else None
-    if moe is None:
-        return name
-    parts = [words for on, words in ((moe.balance_alpha, "Switch loss"), (moe.z_alpha, "z-loss"),
-                                     (moe.noise_std, "noisy top-k")) if on]
-    if moe.bias_rate:
-        parts.append(f"loss-free bias, {'sign' if moe.bias_sign else 'proportional'} (u = {moe.bias_rate:g})"
-                     + (", not at the line start" if moe.bias_skips_start else ""))
-    return " + ".join(parts) or "no balancing"
+    return name if moe is None else balancing(asdict(moe))
 
 
 def lab_runs(out: Path) -> dict[str, list[Run]]:
@@ -256,9 +251,9 @@ def _fig_maxvio(groups: dict[str, list[Run]], figs, source):
 # one tab10 colour per way of balancing, matched on the start of `balancer`'s words (the longest match wins): the
 # Switch loss with or without the z-loss alike; the paper's rate apart from other rates and from the line start left
 # to the router (tab10's grey, 7, is left for runs the lab no longer has)
-BALANCER_COLOURS = {"no balancing": 0, "Switch loss": 1, "loss-free bias, proportional (u = 0.001)": 2, "z-loss": 3,
-                    "noisy top-k": 4, "loss-free bias, sign": 5, "loss-free bias, proportional": 6,
-                    "loss-free bias, proportional (u = 0.001), not at the line start": 9}
+BALANCER_COLOURS = {"no balancing": 0, "Switch loss": 1, "loss-free bias (proportional, u = 0.001)": 2,
+                    "router z-loss": 3, "noisy top-k": 4, "loss-free bias (sign": 5, "loss-free bias (proportional": 6,
+                    "loss-free bias (proportional, u = 0.001, not at the line start)": 9}
 
 
 def _balancer_colour(name: str):
