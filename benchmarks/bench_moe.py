@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from nnlabs.labs.moe.layer import MoE, MoEConfig, dense_reference
-from nnlabs.report.stats import mean_ci
+from nnlabs.report.stats import mean_ci, verdict
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig, Transformer
 
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                           statistics.median(times[base][i:i + per_round])) for i in starts]
     ci = mean_ci(log_ratio)
     low, high = math.exp(ci.low), math.exp(ci.high)
-    t_verdict = "met" if high <= 1.3 else "NOT met" if low > 1.3 else "at the target (the interval straddles it)"
+    t_verdict = verdict(ci, higher_is_better=False, than=math.log(1.3),
+                        words=("met", "NOT met", "at the target (the interval straddles it)"))
     m_ok = abs(macs[sparse] / macs[base] - 1) <= 0.05
     print(f"target step time <= 1.3x dense: {t_verdict} ({ms[sparse] / ms[base]:.2f}x wall, 95 % interval over "
           f"{rounds} rounds {low:.2f}-{high:.2f}x; {cpu_ms[sparse] / cpu_ms[base]:.2f}x CPU); "

@@ -85,6 +85,11 @@ def test_verdict_words():
     # two seeds whose interval excludes 0 still give no verdict: a sentence needs three
     assert mean_ci([0.2, 0.21]).low > 0 and verdict(mean_ci([0.2, 0.21])) == no_verdict(2) == (
         "2 seeds: no verdict, it takes 3")
+    # against a target instead of 0: MaxVio 0.07 ± 0.01 is under 0.1, 0.10 ± 0.03 straddles it, 0.2 ± 0.01 is above
+    words = ("under", "above", "straddles")
+    under, straddles, above = mean_ci([0.06, 0.07, 0.08]), mean_ci([0.08, 0.1, 0.12]), mean_ci([0.19, 0.2, 0.21])
+    assert [verdict(v, higher_is_better=False, words=words, than=0.1) for v in (under, straddles, above)] == [
+        "under", "straddles", "above"]
 
 
 def test_across_seeds_from_run_directories(tmp_path):

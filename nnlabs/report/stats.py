@@ -181,14 +181,15 @@ def no_verdict(n: int) -> str:
 
 
 def verdict(diff: Interval, higher_is_better: bool = True,
-            words: tuple[str, str, str] = ("helped", "hurt", "within noise")) -> str:
+            words: tuple[str, str, str] = ("helped", "hurt", "within noise"), than: float = 0.0) -> str:
     """The verdict word for a difference (treatment - baseline): `words[0]` when the whole interval lies
     on the better side of 0, `words[1]` when it lies on the worse side, `words[2]` when it holds 0, and
-    `no_verdict(n)` below MIN_SEEDS seeds. Pass a lab's own words, e.g. ("collapsed", "balanced", "unclear")."""
+    `no_verdict(n)` below MIN_SEEDS seeds. Pass a lab's own words, e.g. ("collapsed", "balanced", "unclear");
+    `than` puts the line elsewhere, for a value against a target (e.g. MaxVio against 0.1)."""
     if diff.n < MIN_SEEDS:
         return no_verdict(diff.n)
-    if diff.low > 0 or diff.high < 0:
-        return words[0] if (diff.low > 0) == higher_is_better else words[1]
+    if diff.low > than or diff.high < than:
+        return words[0] if (diff.low > than) == higher_is_better else words[1]
     return words[2]
 
 

@@ -436,14 +436,14 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
     return md
 
 
+WORDS_REGIME = ("≤ 0.1, the paper's regime", "above 0.1, the paper's regime", "the interval straddles 0.1, the "
+                "paper's regime")
+
+
 def _regime(per_seed: dict[str, list[dict]], name: str) -> str:
     """MaxVio_global's mean and interval against Wang et al.'s regime (≤ 0.1): in it only if the interval is."""
     ci = mean_ci([s["maxvio_global"] for s in per_seed[name]])
-    if ci.n == 1:
-        return f"{ci.mean:.3f} ({'≤' if ci.mean <= 0.1 else '>'} 0.1 on one seed, the paper's regime)"
-    where = ("≤ 0.1, the paper's regime" if ci.high <= 0.1 else "above 0.1, the paper's regime" if ci.low > 0.1
-             else "the interval straddles 0.1, the paper's regime")
-    return f"{ci.format('.3f')} ({where})"
+    return f"{ci.format('.3f')} ({verdict(ci, higher_is_better=False, words=WORDS_REGIME, than=0.1)})"
 
 
 def _control_section(S: dict, per_seed: dict[str, list[dict]], main: str) -> list[str]:
