@@ -24,6 +24,7 @@ from nnlabs.labs.moe.layer import (
 )
 from nnlabs.labs.moe.metrics import max_violation, routing_metrics, same_expert_rate
 from nnlabs.report.info import permutation_null
+from nnlabs.spine.errors import UserError
 from nnlabs.spine.macs import count_macs
 from nnlabs.spine.models import ModelConfig
 from nnlabs.spine.train import param_groups
@@ -299,6 +300,9 @@ def test_the_loss_free_bias_leaves_the_line_start_to_the_router():
     # rows that are not lines (ACT's loop hands the layer [rows, C]): every row is steered
     m(x.reshape(-1, 16))
     assert (m.stats["chosen"][:, 0] == other).all()
+    # packed rows hold several lines, so position 0 of a row is not every line's start: refused, not misread
+    with pytest.raises(UserError, match="one line per row"):
+        build_model(ModelConfig(packed=True), MoEConfig(bias_rate=1e-3, bias_skips_start=True))
     # and without the switch the starts are steered as well
     m.moe.bias_skips_start = False
     m.balance_bias[by_router[0]] = -10.0

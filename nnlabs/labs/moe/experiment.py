@@ -173,6 +173,9 @@ def wide_ffn(config: ModelConfig, layer: int, mult: int) -> FeedForward:
 
 
 def build_model(config: ModelConfig, moe: MoEConfig | None = None, ffn_mult: int = 1) -> Transformer:
+    if moe is not None and moe.bias_skips_start and config.packed:
+        # the layer and the start metrics read position 0 of each row as the line start: one line per row
+        raise UserError("bias_skips_start needs one line per row (packed=False): packed rows start lines mid-row")
     if moe is not None:
         return moe_transformer(config, moe)
     return Transformer(config, ffn_factory=lambda c, layer: wide_ffn(c, layer, ffn_mult))
