@@ -427,8 +427,9 @@ def _balance_section(S: dict, per_seed: dict[str, list[dict]]) -> list[str]:
                       f"{moe.n_experts} each of its experts gets {share * moe.n_experts / moe.top_k:.0%} of a mean "
                       "load from it as one block (in the paper's 4,096-token "
                       "sequences, 1 token in 4,096). A bias shifts a spread of tokens between experts; this block it "
-                      "can only move whole, and the update then chases it from expert to expert (the table's last "
-                      "column). Left to its router (`_nostart`), the start still counts in the load the bias balances.")
+                      "can only move whole. The table's last column counts how often it switched experts from one "
+                      "training step to the next. Left to its router (`_nostart`), the start still counts in the load "
+                      "the bias balances.")
         for n in (n for n in skips if published in S):
             md.append(f"- {n} minus {published} (the published rule): MaxVio_global "
                       f"{_paired_text(per_seed, n, published, 'maxvio_global', WORDS_VIO)}; val loss "
