@@ -121,9 +121,10 @@ class MoE(nn.Module):
     def forward(self, x):
         h = x.reshape(-1, x.size(-1))  # [N, C] from [B, T, C] in a block, [rows, C] in ACT's loop
         _, chosen, gates, kept = self.route(h, x.size(1) if x.dim() == 3 else 0)
-        # kept assignments by expert (stable); dropped ones (capacity) get expert E, sort last and go
-        expert, order = torch.where(kept, chosen, self.moe.n_experts).reshape(-1).sort(stable=True)  # [N*k]
-        n_kept = int(kept.sum())
+        if self.moe.capacity_factor:  # dropped assignments (capacity) get expert E: they sort last and are cut
+            chosen = chosen.where(kept, self.moe.n_experts)
+        expert, order = chosen.reshape(-1).sort(stable=True)  # [N*k] assignments by expert (stable)
+        n_kept = int(kept.sum()) if self.moe.capacity_factor else len(order)  # no host sync without a limit
         expert, order = expert[:n_kept], order[:n_kept]  # [A]
         token, gate = order // chosen.size(1), gates.reshape(-1).index_select(0, order)  # [A], [A]
         # each expert on its own rows, one grouped matmul per projection: y(x) = sum_{i in top-k(x)} g_i(x) FFN_i(x)
