@@ -43,7 +43,7 @@ class LoopMoE(MoE):
 
     def forward(self, x):
         h = x.reshape(-1, x.size(-1))  # [N, C]
-        _, chosen, gates, kept = self.route(h)
+        _, chosen, gates, kept = self.route(x)
         token = torch.arange(len(h))[:, None].expand_as(chosen)  # [N, k]
         token, expert, gate = token[kept], chosen[kept], gates[kept]  # [A]
         order = expert.argsort(stable=True)

@@ -87,8 +87,9 @@ class MoE(nn.Module):
         self.aux_loss, self.stats = None, {}  # the spine adds aux_loss to the loss, stats to diagnostics
         self.target_mask = None  # [B, T], False at padding: set by the spine's forward
 
-    def route(self, h: torch.Tensor, row_len: int = 0):
-        """h [N, C], rows of row_len positions (0: not lines) -> probs [N, E]; chosen, gates, kept: each [N, k]."""
+    def route(self, x: torch.Tensor):
+        """x [B, T, C] (lines, position 0 starting each) or [N, C] -> probs [N, E]; chosen, gates, kept: each [N, k]."""
+        h, row_len = x.reshape(-1, x.size(-1)), x.size(1) if x.dim() == 3 else 0  # [N, C]; 0: rows are not lines
         m, mask = self.moe, self.target_mask  # [B, T] False at padding: routed, but in no balancing statistic
         real = mask.reshape(-1).to(h.dtype) if mask is not None and mask.numel() == len(h) else h.new_ones(len(h))
         weight = real / real.sum()  # [N] a position's share in a mean over tokens: 1/n, 0 at padding
@@ -120,9 +121,8 @@ class MoE(nn.Module):
 
     def forward(self, x):
         h = x.reshape(-1, x.size(-1))  # [N, C] from [B, T, C] in a block, [rows, C] in ACT's loop
-        _, chosen, gates, kept = self.route(h, x.size(1) if x.dim() == 3 else 0)
-        if self.moe.capacity_factor:  # dropped assignments (capacity) get expert E: they sort last and are cut
-            chosen = chosen.where(kept, self.moe.n_experts)
+        _, chosen, gates, kept = self.route(x)
+        chosen = chosen.where(kept, self.moe.n_experts) if self.moe.capacity_factor else chosen  # dropped: E, cut below
         expert, order = chosen.reshape(-1).sort(stable=True)  # [N*k] assignments by expert (stable)
         n_kept = int(kept.sum()) if self.moe.capacity_factor else len(order)  # no host sync without a limit
         expert, order = expert[:n_kept], order[:n_kept]  # [A]
@@ -145,7 +145,7 @@ def dense_reference(moe: MoE, x: torch.Tensor) -> torch.Tensor:
     """The oracle sparse dispatch must equal: every expert on every token, then masked by the routing.
     Also the naive 'run every expert' implementation the benchmark times (compute grows with E)."""
     h = x.reshape(-1, x.size(-1))  # [N, C]
-    _, chosen, gates, kept = moe.route(h, x.size(1) if x.dim() == 3 else 0)
+    _, chosen, gates, kept = moe.route(x)
     weight = torch.zeros(h.size(0), moe.moe.n_experts, dtype=h.dtype, device=h.device)  # [N, E]
     weight = weight.scatter_add(1, chosen, gates * kept)  # zero for unchosen and dropped assignments
     hidden = F.gelu(h @ moe.up.weight + moe.up.bias[:, None])  # [E, N, 4C]
